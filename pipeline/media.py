@@ -1,0 +1,121 @@
+"""Decoding audio and video with the ffmpeg binary shipped in the ``imageio-ffmpeg`` wheel.
+
+ffmpeg reads every container our corpora use (wav, flac, mp3, mp4/AAC, avi, mkv), resamples to the
+requested rate and downmixes any channel count to mono, so the rest of the pipeline only ever sees
+16 kHz mono float32 audio and fixed-size RGB frames. Failures raise :class:`MediaError` naming the
+file and ffmpeg's reason.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+
+class MediaError(RuntimeError):
+    """A media file that cannot be decoded; the message names the file and the reason."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+@functools.cache
+def ffmpeg_exe() -> str:
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise MediaError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise MediaError(path, "file is empty (0 bytes)")
+
+
+def _run(path: Path, args: list[str]) -> bytes:
+    _check_file(path)
+    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error", "-i", str(path), *args, "-"]
+    proc = subprocess.run(cmd, capture_output=True)
+    err = proc.stderr.decode(errors="replace").strip()
+    if proc.returncode != 0 or err:
+        # At -v error ffmpeg only prints real problems (truncated moov/mdat, corrupt packets);
+        # a partly decodable file is still a bad file, never a silently shortened one.
+        reason = _summarise(err) or f"ffmpeg exited with code {proc.returncode}"
+        raise MediaError(path, f"cannot decode ({reason})")
+    return proc.stdout
+
+
+def _summarise(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    # Drop ffmpeg's "[mov,mp4 @ 0x55...]" prefixes: addresses make messages unstable.
+    lines = [re.sub(r"\[[^\]]*@ 0x[0-9a-f]+\]\s*", "", ln) for ln in lines]
+    uniq = list(dict.fromkeys(lines))
+    return "; ".join(uniq[:3])
+
+
+def decode_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
+    """Decode the first audio stream of ``path`` to mono float32 at ``sample_rate``.
+
+    Multichannel audio uses ffmpeg's standard downmix (e.g. ITU coefficients for 5.1), so peaks
+    can slightly exceed 1.0; samples are float, nothing is clipped.
+    """
+    path = Path(path)
+    if not has_stream(path, "Audio"):
+        raise MediaError(path, "no audio stream")
+    raw = _run(path, ["-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(sample_rate), "-f", "f32le"])
+    audio = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+    if audio.size == 0:
+        raise MediaError(path, "audio stream decodes to 0 samples")
+    if not np.isfinite(audio).all():
+        raise MediaError(path, "audio contains NaN or infinite samples")
+    return audio
+
+
+def decode_frames(path: str | Path, fps: float, size: int) -> np.ndarray:
+    """Sample RGB frames at ``fps``, letterboxed to ``size``×``size``: uint8 [T, size, size, 3].
+
+    A file without a video stream returns an empty [0, size, size, 3] array (audio-only clips are
+    legitimate in several corpora); a video stream that fails to decode raises MediaError.
+    """
+    path = Path(path)
+    if not has_stream(path, "Video"):
+        return np.zeros((0, size, size, 3), dtype=np.uint8)
+    vf = (
+        f"fps={fps},scale={size}:{size}:force_original_aspect_ratio=decrease,"
+        f"pad={size}:{size}:(ow-iw)/2:(oh-ih)/2"
+    )
+    raw = _run(path, ["-map", "0:v:0", "-an", "-vf", vf, "-pix_fmt", "rgb24", "-f", "rawvideo"])
+    frame_bytes = size * size * 3
+    if len(raw) % frame_bytes:
+        raise MediaError(path, "video decoded to a partial frame")
+    return np.frombuffer(raw, dtype=np.uint8).reshape(-1, size, size, 3).copy()
+
+
+def probe_streams(path: str | Path) -> list[str]:
+    """Stream kinds ffmpeg reports for ``path`` (e.g. ['Video', 'Audio'])."""
+    path = Path(path)
+    _check_file(path)
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-nostdin", "-hide_banner", "-i", str(path)], capture_output=True
+    )
+    text = proc.stderr.decode(errors="replace")
+    if "Invalid data found" in text or "moov atom not found" in text:
+        raise MediaError(path, f"cannot read container ({_summarise(_error_lines(text))})")
+    return re.findall(r"Stream #\d+:\d+.*?: (Video|Audio|Subtitle|Data)", text)
+
+
+def _error_lines(text: str) -> str:
+    return "\n".join(
+        ln for ln in text.splitlines() if "Invalid" in ln or "moov" in ln or "error" in ln.lower()
+    )
+
+
+def has_stream(path: str | Path, kind: str) -> bool:
+    return kind in probe_streams(path)

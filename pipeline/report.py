@@ -1,0 +1,136 @@
+"""The report: leaderboard (JSON + Markdown), skipped-items report and plots.
+
+``metrics/leaderboard.json`` is a list of rows ``corpus, task, backbone, head, split, uar, war,
+macro_f1, weighted_f1, n`` (plus ``layer``). Plots: one confusion-matrix CSV per experiment for
+``dvc plots`` (template ``confusion``) and a per-class accuracy (recall) bar chart.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+from pipeline.io import atomic_dir, atomic_file, read_json, write_json
+from pipeline.paths import experiment_path, predictions_dir
+from pipeline.probe import leaderboard_rows
+
+COLUMNS = ["corpus", "task", "backbone", "head", "split", "uar", "war", "macro_f1", "weighted_f1", "n", "layer"]
+
+
+def collect(metrics_dir: Path, corpora: Iterable[str], backbones: Iterable[str], heads: Iterable[str]):
+    """Experiment results and skipped combinations for the runs named in params."""
+    results, skipped = [], []
+    for c in corpora:
+        for b in backbones:
+            for h in heads:
+                path = experiment_path(c, b, h, metrics_dir)
+                if not path.exists():
+                    raise FileNotFoundError(f"{path}: missing experiment result; run probe@{c}-{b}-{h}")
+                res = read_json(path)
+                if "skipped" in res:
+                    skipped.append({"corpus": c, "backbone": b, "head": h, "reason": res["skipped"]})
+                else:
+                    results.append(res)
+    return results, skipped
+
+
+def build_report(metrics_dir: str | Path, corpora: list[str], backbones: list[str], heads: list[str]) -> dict[str, Any]:
+    """Write leaderboard.json/.md, skipped.json and plots under ``metrics_dir``; return the rows."""
+    metrics_dir = Path(metrics_dir)
+    results, skipped_combos = collect(metrics_dir, corpora, backbones, heads)
+    rows = [r for res in results for r in leaderboard_rows(res)]
+    rows.sort(key=lambda r: (r["corpus"], r["task"], r["split"], -r["uar"]))
+    write_json(metrics_dir / "leaderboard.json", rows)
+
+    media = []
+    for c in corpora:
+        seg = metrics_dir / "segment" / f"{c}.json"
+        if seg.exists():
+            media += [{"corpus": c, **item} for item in read_json(seg).get("skipped", [])]
+    write_json(metrics_dir / "skipped.json", {"media": media, "combinations": skipped_combos})
+
+    markdown = render_markdown(rows, skipped_combos, media)
+    with atomic_file(metrics_dir / "leaderboard.md") as f:
+        f.write(markdown)
+    with atomic_dir(metrics_dir / "plots") as tmp:
+        write_plots(tmp, metrics_dir, results)
+    return {"rows": rows, "markdown": markdown}
+
+
+def render_markdown(rows: list[dict], skipped_combos: list[dict], media: list[dict]) -> str:
+    lines = ["# AffectBench leaderboard", ""]
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    for split in ("test", "dev"):
+        part = df[df["split"] == split].drop(columns="split")
+        if part.empty:
+            continue
+        lines += [f"## {split}", "", _table(part), ""]
+    if skipped_combos:
+        lines += ["## Skipped combinations", ""]
+        lines += [f"- {s['corpus']} × {s['backbone']} × {s['head']}: {s['reason']}" for s in skipped_combos]
+        lines.append("")
+    if media:
+        lines += ["## Skipped media (on_bad_media: skip)", ""]
+        lines += [f"- {m['corpus']}/{m['id']}: {m['file']} — {m['reason']}" for m in media]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _table(df: pd.DataFrame) -> str:
+    fmt = df.copy()
+    for col in ("uar", "war", "macro_f1", "weighted_f1"):
+        fmt[col] = fmt[col].map(lambda v: f"{v:.3f}")
+    header = "| " + " | ".join(fmt.columns) + " |"
+    sep = "|" + "|".join("---" for _ in fmt.columns) + "|"
+    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in fmt.itertuples(index=False)]
+    return "\n".join([header, sep, *body])
+
+
+def write_plots(out: Path, metrics_dir: Path, results: list[dict]) -> None:
+    """Confusion CSVs (test predictions) for dvc plots, and the per-class accuracy chart."""
+    conf_dir = out / "confusion"
+    conf_dir.mkdir(parents=True)
+    for res in results:
+        pred_dir = predictions_dir(res["corpus"], res["backbone"], res["head"], metrics_dir)
+        for task in res["tasks"]:
+            src = pred_dir / f"{task}.csv"
+            preds = pd.read_csv(src)
+            test = preds[preds["split"] == "test"]
+            if test.empty:
+                test = preds
+            name = f"{res['corpus']}-{task}-{res['backbone']}-{res['head']}.csv"
+            test[["actual", "predicted"]].to_csv(conf_dir / name, index=False)
+    per_class_chart(out / "per_class_accuracy.png", results)
+
+
+def per_class_chart(path: Path, results: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups: dict[tuple[str, str, str], list[tuple[str, dict]]] = {}
+    for res in results:
+        for task, entry in res["tasks"].items():
+            split = "test" if "test" in entry else "dev"
+            label = f"{res['backbone']} / {res['head']}"
+            groups.setdefault((res["corpus"], task, split), []).append((label, entry[split]))
+    n = max(1, len(groups))
+    fig, axes = plt.subplots(n, 1, figsize=(8, 3.2 * n), squeeze=False)
+    for ax, ((corpus, task, split), items) in zip(axes[:, 0], sorted(groups.items())):
+        classes = items[0][1]["classes"]
+        width = 0.8 / len(items)
+        for k, (label, m) in enumerate(items):
+            vals = [m["per_class_recall"][c] or 0.0 for c in classes]
+            ax.bar([i + k * width for i in range(len(classes))], vals, width, label=f"{label} (UAR {m['uar']:.2f})")
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(classes))], classes)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("recall")
+        ax.axhline(1 / len(classes), color="grey", lw=0.8, ls="--")
+        ax.set_title(f"{corpus} · {task}: per-class accuracy ({split})")
+        ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,24 @@
+"""Stage ``embed@<corpus>-<backbone>``: segments → features/<corpus>/<backbone>.zarr."""
+
+from __future__ import annotations
+
+from pipeline import manifest
+from pipeline.config import section
+from pipeline.embed import embed_corpus
+from pipeline.paths import prepared_dir, segments_path, store_path
+from pipeline.segments import Segments
+from stages._cli import run_stage
+
+
+def main(args, params) -> None:
+    cfg = section(params, "backbones", args.backbone)
+    corpus = manifest.load(prepared_dir(args.corpus))
+    info = embed_corpus(corpus, Segments(segments_path(args.corpus)), args.backbone, cfg, store_path(args.corpus, args.backbone))
+    if info["applicable"]:
+        print(f"embedded {args.corpus}/{args.backbone}: {info['n']} utterances, dim {info['dims']}")
+    else:
+        print(f"skipped {args.corpus}/{args.backbone}: {info['reason']}")
+
+
+if __name__ == "__main__":
+    run_stage(__doc__, ["corpus", "backbone"], main)

@@ -1,0 +1,72 @@
+"""Shared fixtures. Heavy tests are marked ``slow`` and run with ``--runslow``."""
+
+from __future__ import annotations
+
+import os
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL = ROOT.parent / "shared" / "data" / "real"
+EMODB = REAL / "emodb_sample"
+RAVDESS_MP4 = REAL / "ravdess_sample" / "01-01-01-01-01-01-01.mp4"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", help="also run tests marked slow")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: heavy test, run with --runslow")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+needs_emodb = pytest.mark.skipif(not EMODB.is_dir(), reason="shared EmoDB sample not present")
+needs_ravdess = pytest.mark.skipif(not RAVDESS_MP4.exists(), reason="shared RAVDESS sample not present")
+
+
+def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> Path:
+    """Write int16 PCM; ``audio`` is [T] or [T, C] float in [-1, 1]."""
+    audio = np.atleast_2d(audio.T).T if audio.ndim == 1 else audio
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(audio.shape[1])
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+def tone(seconds: float, sample_rate: int, freq: float = 220.0, channels: int = 1) -> np.ndarray:
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    sig = 0.3 * np.sin(2 * np.pi * freq * t)
+    return np.repeat(sig[:, None], channels, axis=1) if channels > 1 else sig
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory) -> Path:
+    """A small demo corpus tree (4 speakers × 4 emotions × 2) generated once per session."""
+    from pipeline.corpora.demo_synth import generate_demo_corpus
+
+    out = tmp_path_factory.mktemp("demo") / "tree"
+    return generate_demo_corpus(out, seed=1, n_speakers=4, utterances_per_class=2, progress=False)
+
+
+@pytest.fixture
+def in_tmp_cwd(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

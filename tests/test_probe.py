@@ -1,0 +1,81 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.heads import build_head
+from pipeline.manifest import Corpus, Task
+from pipeline.probe import leaderboard_rows, run_probe
+from pipeline.store import FeatureStore, write_store
+
+CLASSES = ["a", "b", "c"]
+
+
+def synthetic(tmp_path, seed=0, n_per=30, layers=None):
+    rng = np.random.default_rng(seed)
+    ids, labels, splits, speakers, feats = [], [], [], [], []
+    for split, spk in (("train", "s1"), ("dev", "s2"), ("test", "s3")):
+        for k, c in enumerate(CLASSES):
+            for i in range(n_per):
+                ids.append(f"{split}_{c}_{i}")
+                labels.append(c)
+                splits.append(split)
+                speakers.append(spk)
+                feats.append(rng.normal(0, 1, 6) + 2.5 * np.eye(6)[k])
+    X = np.asarray(feats, np.float32)
+    if layers:
+        X = np.stack([X * (l / layers) + rng.normal(0, 1, X.shape) * (1 - l / layers) for l in range(layers + 1)], 1)
+    df = pd.DataFrame({"id": ids, "speaker": speakers, "split": splits, "audio": "", "video": "", "text": "", "emotion": labels})
+    corpus = Corpus("syn", df, [Task("emotion", "classification", CLASSES)], str(tmp_path))
+    write_store(tmp_path / "f.zarr", ids=ids, pooled=X, attrs={"backbone": "toy"})
+    return corpus, FeatureStore(tmp_path / "f.zarr")
+
+
+def run(tmp_path, corpus, store, cfg=None):
+    return run_probe(
+        corpus, store, "logreg", cfg or {"C_grid": [0.001, 0.1, 10.0]},
+        model_dir=tmp_path / "m", metrics_path=tmp_path / "metrics.json", predictions_dir=tmp_path / "p",
+    )
+
+
+def test_probe_learns_and_writes_the_metrics_contract(tmp_path):
+    corpus, store = synthetic(tmp_path)
+    res = run(tmp_path, corpus, store)
+    test = res["tasks"]["emotion"]["test"]
+    assert test["uar"] > 0.7 and test["n"] == 90
+    assert set(test["per_class_recall"]) == set(CLASSES) and np.sum(test["confusion"]) == 90
+    rows = leaderboard_rows(res)
+    assert {r["split"] for r in rows} == {"dev", "test"}
+    assert set(rows[0]) >= {"corpus", "task", "backbone", "head", "split", "uar", "war", "macro_f1", "weighted_f1", "n"}
+    assert (tmp_path / "m" / "emotion.joblib").exists()
+    preds = pd.read_csv(tmp_path / "p" / "emotion.csv")
+    assert len(preds) == 180 and set(preds["split"]) == {"dev", "test"}
+
+
+def test_selection_never_looks_at_test_labels(tmp_path):
+    corpus, store = synthetic(tmp_path)
+    first = run(tmp_path / "1", corpus, store)
+    scrambled = corpus.manifest.copy()
+    test = scrambled["split"] == "test"
+    scrambled.loc[test, "emotion"] = np.random.default_rng(5).permutation(scrambled.loc[test, "emotion"].to_numpy())
+    corpus.manifest = scrambled
+    second = run(tmp_path / "2", corpus, store)
+    assert first["tasks"]["emotion"]["selection"] == second["tasks"]["emotion"]["selection"]
+    assert first["tasks"]["emotion"]["dev"] == second["tasks"]["emotion"]["dev"]
+    assert first["tasks"]["emotion"]["test"]["uar"] != second["tasks"]["emotion"]["test"]["uar"]
+
+
+def test_layered_store_uses_the_requested_layer(tmp_path):
+    corpus, store = synthetic(tmp_path, layers=4)
+    last = run(tmp_path / "l", corpus, store, {"C_grid": [1.0], "layer": "last"})
+    first = run(tmp_path / "f", corpus, store, {"C_grid": [1.0], "layer": 0})
+    assert last["tasks"]["emotion"]["layer"] == "4" and first["tasks"]["emotion"]["layer"] == "0"
+    assert last["tasks"]["emotion"]["test"]["uar"] > first["tasks"]["emotion"]["test"]["uar"] + 0.2
+
+
+def test_chosen_C_is_best_on_dev():
+    head = build_head("logreg", {"C_grid": [1e-4, 1.0]})
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 5)); y = np.where(X[:, 0] > 0, "a", "b")
+    head.fit(X[:100], y[:100], X[100:], y[100:])
+    scores = head.selection["dev_uar"]
+    assert head.selection["chosen"] == max(head.grid, key=lambda c: (scores[str(c)], -c))
