@@ -90,9 +90,11 @@ def test_repro_caches_reruns_and_shares(repo, tmp_path):
     set_params(repo, heads={"logreg": {"C_grid": [0.5, 5.0]}})
     assert ran(sh(repo, "dvc", "repro")) == {f"probe@demo-{b}-logreg" for b in ("egemaps", "minilm", "fer")} | {"report"}
 
-    set_params(repo, backbones={"egemaps": {"lld": True}})
-    assert ran(sh(repo, "dvc", "repro")) == {"embed@demo-egemaps", "probe@demo-egemaps-logreg", "report"}
-    commit(repo, "new head grid, LLDs")
+    set_params(repo, backbones={"fer": {"pooling": "mean"}})
+    rerun = ran(sh(repo, "dvc", "repro"))
+    # report reruns only if the probe's outputs changed (on this tiny split they may not)
+    assert {"embed@demo-fer", "probe@demo-fer-logreg"} <= rerun <= {"embed@demo-fer", "probe@demo-fer-logreg", "report"}
+    commit(repo, "new head grid, fer mean pooling")
 
     shown = sh(repo, "dvc", "metrics", "show")
     assert "metrics/experiments/demo/egemaps/logreg.json" in shown and "tasks.emotion.test.uar" in shown
