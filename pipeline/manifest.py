@@ -2,8 +2,16 @@
 
 Columns: ``id, speaker, split, audio, video, text`` and one column per task label. ``audio`` and
 ``video`` are paths (relative to the repository when inside it, absolute otherwise; ``video`` may be
-empty); ``split`` is ``train``/``dev``/``test``. Task definitions (classification classes or
-regression) travel beside the manifest in ``corpus.json``.
+empty); ``split`` is ``train``/``dev``/``test``. Optional columns:
+
+- ``group``: the unit that must never straddle train/test (session, conversation, dialogue);
+  defaults to ``speaker``;
+- ``fold``: integer fold for cross-validation protocols (``loso``, ``kfold``, official folds);
+  each fold is the test set once, the probe pools out-of-fold predictions;
+- ``start``/``end``: segment bounds in seconds inside a longer file.
+
+Task definitions (classification classes or regression) and the protocol travel beside the
+manifest in ``corpus.json``.
 """
 
 from __future__ import annotations
@@ -32,6 +40,8 @@ class Task:
     name: str
     type: str = "classification"
     classes: list[str] = field(default_factory=list)
+    positive: str | None = None  # binary tasks: the class whose F1/precision/recall/AUROC are reported
+    unit: str = "utterance"  # "speaker": one label per speaker, predictions averaged per speaker
 
 
 @dataclass
@@ -103,19 +113,27 @@ def validate(corpus: Corpus, source: str, speakers_shared: bool = False) -> None
                     f"{source}: unknown {task.name} label(s) {unknown} (first at {first}); "
                     f"known: {task.classes}"
                 )
+    if "group" in df.columns:
+        check_independent(df, source, "group")
     if not speakers_shared:
-        check_speaker_independent(df, source)
+        check_independent(df, source, "speaker")
 
 
-def check_speaker_independent(df: pd.DataFrame, source: str, group: str = "speaker") -> None:
-    """Fail if any speaker (or session/conversation) appears in more than one split."""
-    per = df.groupby(group)["split"].nunique()
+def check_independent(df: pd.DataFrame, source: str, group: str = "speaker") -> None:
+    """Fail if any speaker (or session/conversation) appears on both sides of a split or fold.
+
+    With a ``fold`` column, the unit must stay inside one fold (and one split); without it, inside
+    one split.
+    """
+    keys = ["split", "fold"] if "fold" in df.columns else ["split"]
+    cell = df[keys].astype(str).agg("/".join, axis=1)
+    per = cell.groupby(df[group]).nunique()
     leaked = per[per > 1].index.tolist()
     if leaked:
-        where = {s: sorted(df.loc[df[group] == s, "split"].unique()) for s in leaked[:3]}
+        where = {s: sorted(cell[df[group] == s].unique()) for s in leaked[:3]}
         raise ManifestError(
-            f"{source}: {group}s appear in more than one split {where}; the protocol is "
-            f"{group}-independent (set speakers_shared: true only for corpora whose protocol shares them)"
+            f"{source}: {group}s appear on both sides of the {'/'.join(keys)} partition {where}; "
+            f"the protocol is {group}-independent (speakers_shared: true only where the protocol shares them)"
         )
 
 

@@ -33,7 +33,7 @@ def test_valid_corpus_round_trips(tmp_path):
         ({"id": ["a", "a", "c", "d"]}, "meta.csv: duplicate utterance ids \\['a'\\]"),
         ({"emotion": ["happy", "bored", "happy", "sad"]}, "meta.csv: unknown emotion label.*bored.*first at b"),
         ({"split": ["train", "train", "dev", "holdout"]}, "unknown split values"),
-        ({"speaker": ["s1", "s2", "s2", "s2"]}, "speakers appear in more than one split"),
+        ({"speaker": ["s1", "s2", "s2", "s2"]}, "speakers appear on both sides of the split partition"),
     ],
 )
 def test_bad_manifests_name_the_file_and_problem(tmp_path, override, message):
@@ -50,3 +50,16 @@ def test_path_escaping_the_root_is_rejected(tmp_path):
 
 def test_shared_speakers_allowed_only_when_protocol_says_so(tmp_path):
     validate(make(tmp_path, speaker=["s1", "s2", "s2", "s2"]), "meta.csv", speakers_shared=True)
+
+
+def test_fold_protocol_keeps_each_speaker_in_one_fold(tmp_path):
+    ok = make(tmp_path, split=["train"] * 4, fold=[0, 0, 1, 2])
+    validate(ok, "meta.csv")
+    with pytest.raises(ManifestError, match="speakers appear on both sides of the split/fold partition"):
+        validate(make(tmp_path, split=["train"] * 4, fold=[0, 1, 1, 2]), "meta.csv")
+
+
+def test_group_column_guards_conversations_even_when_speakers_are_shared(tmp_path):
+    corpus = make(tmp_path, speaker=["s1", "s1", "s1", "s1"], group=["d1", "d1", "d2", "d2"], split=["train", "train", "dev", "test"])
+    with pytest.raises(ManifestError, match="groups appear on both sides"):
+        validate(corpus, "meta.csv", speakers_shared=True)

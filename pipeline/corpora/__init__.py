@@ -1,13 +1,15 @@
 """Corpus recipes: one module per corpus, each registering a ``prepare`` function.
 
 A recipe turns a corpus on disk (or, for ``demo``, one it synthesises) into a validated
-:class:`pipeline.manifest.Corpus`. Register a new corpus with ``@register_corpus("name")`` in a
-module listed in ``_MODULES``; see ``demo.py`` for the template.
+:class:`pipeline.manifest.Corpus`. A new corpus is one module in this package with a function
+decorated ``@register_corpus("name")``; modules are discovered automatically. See ``demo.py``
+for the template and ``common.py`` for shared helpers.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,7 +17,7 @@ from pipeline.manifest import Corpus
 
 PrepareFn = Callable[[dict[str, Any], Path], Corpus]
 _RECIPES: dict[str, PrepareFn] = {}
-_MODULES = ["pipeline.corpora.demo"]
+_HELPERS = {"common", "demo_synth"}  # modules that register no recipe
 
 
 def register_corpus(name: str) -> Callable[[PrepareFn], PrepareFn]:
@@ -27,8 +29,9 @@ def register_corpus(name: str) -> Callable[[PrepareFn], PrepareFn]:
 
 
 def _load_all() -> None:
-    for mod in _MODULES:
-        importlib.import_module(mod)
+    for info in pkgutil.iter_modules(__path__):
+        if info.name not in _HELPERS and not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
 
 
 def list_corpora() -> list[str]:

@@ -1,0 +1,72 @@
+"""Helpers shared by corpus recipes: checked table reading, paths, folds and dev carving."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from pipeline.manifest import ManifestError, display_path
+
+
+def corpus_root(cfg: dict[str, Any], name: str) -> Path:
+    """``cfg['root']`` as an existing directory, or a ManifestError saying what to set."""
+    root = cfg.get("root")
+    if not root:
+        raise ManifestError(f"params.yaml: corpora.{name}.root is not set (where is the corpus on disk?)")
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise ManifestError(f"{path}: corpus root for {name} does not exist")
+    return path
+
+
+def read_table(path: Path, required: Sequence[str], **kw) -> pd.DataFrame:
+    """Read a CSV with all columns as strings; errors name the file and the missing columns."""
+    if not path.exists():
+        raise ManifestError(f"{path}: label file not found")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, **kw)
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ManifestError(f"{path}: cannot parse ({err})") from err
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ManifestError(f"{path}: missing columns {missing} (has {list(df.columns)})")
+    return df
+
+
+def media(root: Path, relative: str, source: str) -> str:
+    """Manifest path of a media file under ``root``; refuses paths that escape the root."""
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise ManifestError(f"{source}: media path {relative!r} escapes the corpus root {root}")
+    return display_path(path)
+
+
+def folds_by_group(groups: Iterable[str], n_folds: int | None = None) -> dict[str, int]:
+    """Deterministic group → fold map: one fold per group (LOSO) or groups dealt round-robin."""
+    ordered = sorted(set(groups))
+    if n_folds is None or n_folds >= len(ordered):
+        return {g: i for i, g in enumerate(ordered)}
+    return {g: i % n_folds for i, g in enumerate(ordered)}
+
+
+def carve_dev(df: pd.DataFrame, fraction: float, seed: int, group: str = "speaker") -> pd.Series:
+    """Move whole groups from ``train`` to ``dev`` until about ``fraction`` of train is dev.
+
+    Returns the new split column. Groups are drawn in a seeded random order, so the carve is
+    reproducible and never splits a speaker (or subject, or conversation).
+    """
+    split = df["split"].copy()
+    train_groups = sorted(df.loc[split == "train", group].unique())
+    order = np.random.default_rng(seed).permutation(train_groups)
+    target = fraction * int((split == "train").sum())
+    moved = 0
+    for g in order:
+        if moved >= target or len(order) < 2:
+            break
+        rows = (df[group] == g) & (split == "train")
+        split[rows] = "dev"
+        moved += int(rows.sum())
+    return split
