@@ -39,9 +39,19 @@ def _check_file(path: Path) -> None:
         raise MediaError(path, "file is empty (0 bytes)")
 
 
-def _run(path: Path, args: list[str]) -> bytes:
+def _window(start: float | None, end: float | None) -> list[str]:
+    """ffmpeg input options selecting [start, end) seconds (input seeking: decodes only that span)."""
+    opts = []
+    if start is not None and start > 0:
+        opts += ["-ss", f"{start:.6f}"]
+    if end is not None:
+        opts += ["-to", f"{end:.6f}"]
+    return opts
+
+
+def _run(path: Path, args: list[str], window: list[str] = ()) -> bytes:
     _check_file(path)
-    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error", "-i", str(path), *args, "-"]
+    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error", *window, "-i", str(path), *args, "-"]
     proc = subprocess.run(cmd, capture_output=True)
     err = proc.stderr.decode(errors="replace").strip()
     if proc.returncode != 0 or err:
@@ -60,7 +70,9 @@ def _summarise(stderr: str) -> str:
     return "; ".join(uniq[:3])
 
 
-def decode_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
+def decode_audio(
+    path: str | Path, sample_rate: int = 16000, start: float | None = None, end: float | None = None
+) -> np.ndarray:
     """Decode the first audio stream of ``path`` to mono float32 at ``sample_rate``.
 
     Multichannel audio uses ffmpeg's standard downmix (e.g. ITU coefficients for 5.1), so peaks
@@ -69,16 +81,19 @@ def decode_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
     path = Path(path)
     if not has_stream(path, "Audio"):
         raise MediaError(path, "no audio stream")
-    raw = _run(path, ["-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(sample_rate), "-f", "f32le"])
+    raw = _run(path, ["-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(sample_rate), "-f", "f32le"], _window(start, end))
     audio = np.frombuffer(raw, dtype="<f4").astype(np.float32)
     if audio.size == 0:
-        raise MediaError(path, "audio stream decodes to 0 samples")
+        span = "" if start is None and end is None else f" in [{start}, {end}] s"
+        raise MediaError(path, f"audio stream decodes to 0 samples{span}")
     if not np.isfinite(audio).all():
         raise MediaError(path, "audio contains NaN or infinite samples")
     return audio
 
 
-def decode_frames(path: str | Path, fps: float, size: int) -> np.ndarray:
+def decode_frames(
+    path: str | Path, fps: float, size: int, start: float | None = None, end: float | None = None
+) -> np.ndarray:
     """Sample RGB frames at ``fps``, letterboxed to ``size``×``size``: uint8 [T, size, size, 3].
 
     A file without a video stream returns an empty [0, size, size, 3] array (audio-only clips are
@@ -91,7 +106,7 @@ def decode_frames(path: str | Path, fps: float, size: int) -> np.ndarray:
         f"fps={fps},scale={size}:{size}:force_original_aspect_ratio=decrease,"
         f"pad={size}:{size}:(ow-iw)/2:(oh-ih)/2"
     )
-    raw = _run(path, ["-map", "0:v:0", "-an", "-vf", vf, "-pix_fmt", "rgb24", "-f", "rawvideo"])
+    raw = _run(path, ["-map", "0:v:0", "-an", "-vf", vf, "-pix_fmt", "rgb24", "-f", "rawvideo"], _window(start, end))
     frame_bytes = size * size * 3
     if len(raw) % frame_bytes:
         raise MediaError(path, "video decoded to a partial frame")

@@ -1,21 +1,41 @@
-"""Probing: train a head per task on one (corpus, backbone) feature store, evaluate dev and test."""
+"""Probing: train a head per task on one (corpus, backbone) feature store, evaluate dev and test.
+
+Protocols come from the manifest: an official train/dev/test split is one fold; a ``fold`` column
+means cross-validation — each fold is the test set once, dev is the next fold (or, with only two
+folds, a stratified 20 % of the training utterances), and the headline row pools the out-of-fold
+predictions, with per-fold figures and mean ± std kept in the experiment JSON. Model selection only
+ever sees train and dev. Tasks labelled per speaker (``unit: speaker``) are scored per speaker, on
+predictions averaged over that speaker's utterances.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from sklearn.model_selection import train_test_split
 
 from pipeline.heads import build_head
 from pipeline.io import atomic_dir, write_json
-from pipeline.manifest import Corpus
-from pipeline.metrics import classification_metrics, headline
+from pipeline.manifest import Corpus, Task
+from pipeline.metrics import HEADLINE, classification_metrics, headline, mean_std, regression_metrics
 from pipeline.store import FeatureStore
 
 
 class ProbeError(RuntimeError):
     pass
+
+
+@dataclass
+class Fold:
+    name: str
+    train: np.ndarray  # boolean masks over the task's rows
+    dev: np.ndarray
+    test: np.ndarray
+    dev_note: str = ""
 
 
 def select_layer(store: FeatureStore, layer: Any) -> tuple[int | None, str]:
@@ -28,6 +48,132 @@ def select_layer(store: FeatureStore, layer: Any) -> tuple[int | None, str]:
         raise ProbeError(f"{store.path}: layer {layer} out of range for {n} layers")
     idx %= n
     return idx, str(idx)
+
+
+def _stratified_dev(train: np.ndarray, y: np.ndarray, seed: int, regression: bool) -> np.ndarray:
+    idx = np.flatnonzero(train)
+    strat = None if regression else y[idx]
+    if strat is not None and min(pd.Series(strat).value_counts()) < 2:
+        strat = None
+    _, dev_idx = train_test_split(idx, test_size=0.2, random_state=seed, stratify=strat)
+    dev = np.zeros_like(train)
+    dev[dev_idx] = True
+    return dev
+
+
+def plan_folds(rows: pd.DataFrame, y: np.ndarray, seed: int = 0, regression: bool = False) -> list[Fold]:
+    """Train/dev/test masks for every fold of the protocol the manifest encodes."""
+    group = rows["group"].to_numpy() if "group" in rows else rows["speaker"].to_numpy()
+    if "fold" in rows and rows["fold"].notna().any():
+        fold = rows["fold"].to_numpy()
+        ids = sorted(pd.unique(fold[pd.notna(fold)]))
+        folds = []
+        for i, k in enumerate(ids):
+            test = fold == k
+            if len(ids) >= 3:
+                dev = fold == ids[(i + 1) % len(ids)]
+                folds.append(Fold(f"fold{k}", ~test & ~dev, dev, test, f"dev = fold {ids[(i + 1) % len(ids)]}"))
+            else:
+                dev = _stratified_dev(~test, y, seed, regression)
+                note = "dev = random 20% of training utterances (only 2 folds: no held-out group left)"
+                folds.append(Fold(f"fold{k}", ~test & ~dev, dev, test, note))
+        return folds
+    split = rows["split"].to_numpy()
+    train, dev, test = split == "train", split == "dev", split == "test"
+    note = "official dev"
+    if not dev.any():
+        train_groups = pd.unique(group[train])
+        if len(train_groups) >= 3:
+            held = np.random.default_rng(seed).permutation(train_groups)[: max(1, len(train_groups) // 5)]
+            dev = train & np.isin(group, held)
+            note = f"dev = {len(held)} held-out training group(s)"
+        else:
+            dev = _stratified_dev(train, y, seed, regression)
+            note = "dev = random 20% of training utterances"
+        train = train & ~dev
+    if not train.any():
+        raise ProbeError("no training utterances")
+    return [Fold("official", train, dev, test, note)]
+
+
+def speaker_normalise(X: np.ndarray, speakers: np.ndarray) -> np.ndarray:
+    """z-score features within each speaker (label-free; a standard step in speech emotion work)."""
+    out = np.empty_like(X, dtype=np.float32)
+    for spk in pd.unique(speakers):
+        m = speakers == spk
+        mu, sd = X[m].mean(0), X[m].std(0)
+        out[m] = (X[m] - mu) / np.where(sd > 1e-8, sd, 1.0)
+    return out
+
+
+def _evaluate(task: Task, y_true, y_pred, proba, classes_, speakers) -> tuple[dict, pd.DataFrame]:
+    """Metrics (per utterance, or per speaker for speaker-level tasks) and the prediction table."""
+    frame = pd.DataFrame({"speaker": speakers, "actual": y_true, "predicted": y_pred})
+    if task.unit == "speaker":
+        if task.type == "regression":
+            agg = frame.groupby("speaker").agg(actual=("actual", "first"), predicted=("predicted", "mean"))
+        else:
+            p = pd.DataFrame(proba, columns=classes_).groupby(np.asarray(speakers)).mean()
+            agg = pd.DataFrame({"actual": frame.groupby("speaker")["actual"].first()})
+            agg["predicted"] = p.idxmax(axis=1).reindex(agg.index)
+            proba = p.reindex(agg.index).to_numpy()
+        y_true, y_pred = agg["actual"].to_numpy(), agg["predicted"].to_numpy()
+    if task.type == "regression":
+        return regression_metrics(y_true, y_pred), frame
+    scores = None
+    if task.positive is not None and proba is not None and task.positive in list(classes_):
+        scores = np.asarray(proba)[:, list(classes_).index(task.positive)]
+    return classification_metrics(y_true, y_pred, task.classes, positive=task.positive, scores=scores), frame
+
+
+def probe_task(task: Task, rows: pd.DataFrame, X: np.ndarray, head_name: str, head_cfg: dict, model_dir: Path):
+    """Run every fold for one task; return the experiment entry and the predictions table."""
+    regression = task.type == "regression"
+    y = rows[task.name].to_numpy(float if regression else object)
+    speakers = rows["speaker"].to_numpy()
+    folds = plan_folds(rows, y, int(head_cfg.get("seed", 0)), regression)
+    preds, per_fold = [], []
+    for fold in folds:
+        head = build_head(head_name, head_cfg, task.type)
+        head.fit(X[fold.train], y[fold.train], X[fold.dev], y[fold.dev])
+        suffix = "" if len(folds) == 1 else f".{fold.name}"
+        head.save(model_dir / f"{task.name}{suffix}.joblib")
+        record = {"fold": fold.name, "dev_note": fold.dev_note, "selection": head.selection, "head": type(head).kind}
+        for split, mask in (("dev", fold.dev), ("test", fold.test)):
+            if not mask.any():
+                continue
+            y_pred = head.predict(X[mask])
+            proba = None if regression else head.predict_proba(X[mask])
+            metrics, frame = _evaluate(task, y[mask], y_pred, proba, getattr(head, "classes_", None), speakers[mask])
+            record[split] = headline(metrics)
+            frame.insert(0, "id", rows.index[mask])
+            frame.insert(1, "split", split)
+            frame.insert(2, "fold", fold.name)
+            if proba is not None:
+                for j, c in enumerate(head.classes_):
+                    frame[f"p_{c}"] = proba[:, j]
+            preds.append(frame)
+        per_fold.append(record)
+    table = pd.concat(preds, ignore_index=True)
+    entry: dict[str, Any] = {"type": task.type, "unit": task.unit, "classes": task.classes, "folds": per_fold}
+    for split in ("dev", "test"):
+        part = table[table["split"] == split]
+        if part.empty:
+            continue
+        proba = part[[f"p_{c}" for c in per_class_order(part)]].to_numpy() if not regression else None
+        entry[split], _ = _evaluate(
+            task, part["actual"].to_numpy(), part["predicted"].to_numpy(), proba, per_class_order(part), part["speaker"].to_numpy()
+        )
+    if len(folds) > 1:
+        entry["fold_summary"] = {
+            split: {k: mean_std([f[split][k] for f in per_fold if split in f]) for k in HEADLINE if k != "n"}
+            for split in ("dev", "test")
+        }
+    return entry, table
+
+
+def per_class_order(table: pd.DataFrame) -> list[str]:
+    return [c[2:] for c in table.columns if c.startswith("p_")]
 
 
 def run_probe(
@@ -53,32 +199,19 @@ def run_probe(
         return result
 
     layer, layer_name = select_layer(store, head_cfg.get("layer", "last"))
+    norm = "speaker" if head_cfg.get("speaker_norm", False) else "global"
     df = corpus.manifest.set_index("id").loc[store.ids]
+    X_all = store.pooled(store.ids, layer=layer).astype(np.float32)
+    if norm == "speaker":
+        X_all = speaker_normalise(X_all, df["speaker"].to_numpy())
     tasks: dict[str, Any] = {}
     with atomic_dir(model_dir) as mtmp, atomic_dir(predictions_dir) as ptmp:
         for task in corpus.tasks:
-            if task.type != "classification":
-                continue  # regression heads arrive with the corpus-recipes work
-            rows = df[df[task.name].notna() & (df[task.name] != "")]
-            X_all = store.pooled(list(rows.index), layer=layer)
-            y_all = rows[task.name].to_numpy()
-            split = rows["split"].to_numpy()
-            parts = {s: split == s for s in ("train", "dev", "test")}
-            for s in ("train", "dev"):
-                if not parts[s].any():
-                    raise ProbeError(f"corpus {corpus.name}: task {task.name} has no {s} utterances")
-            head = build_head(head_name, head_cfg)
-            head.fit(X_all[parts["train"]], y_all[parts["train"]], X_all[parts["dev"]], y_all[parts["dev"]])
-            head.save(mtmp / f"{task.name}.joblib")
-            entry: dict[str, Any] = {"selection": head.selection, "layer": layer_name, "classes": task.classes}
-            preds = []
-            for s in ("dev", "test"):
-                if not parts[s].any():
-                    continue
-                y_pred = head.predict(X_all[parts[s]])
-                entry[s] = classification_metrics(y_all[parts[s]], y_pred, task.classes)
-                preds.append(pd.DataFrame({"id": rows.index[parts[s]], "split": s, "actual": y_all[parts[s]], "predicted": y_pred}))
-            pd.concat(preds).to_csv(ptmp / f"{task.name}.csv", index=False)
+            labels = df[task.name]
+            keep = (labels.notna() & (labels.astype(str) != "")).to_numpy()
+            entry, table = probe_task(task, df[keep], X_all[keep], head_name, head_cfg, mtmp)
+            entry.update(layer=layer_name, norm=norm, n_unlabelled=int((~keep).sum()))
+            table.to_csv(ptmp / f"{task.name}.csv", index=False)
             tasks[task.name] = entry
     result["tasks"] = tasks
     write_json(metrics_path, result)
@@ -94,6 +227,6 @@ def leaderboard_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
                 row = {"corpus": result["corpus"], "task": task, "backbone": result["backbone"], "head": result["head"], "split": split}
                 row.update(headline(entry[split]))
                 row["layer"] = entry.get("layer", "")
+                row["norm"] = entry.get("norm", "global")
                 rows.append(row)
     return rows
-

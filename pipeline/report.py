@@ -1,7 +1,8 @@
 """The report: leaderboard (JSON + Markdown), skipped-items report and plots.
 
 ``metrics/leaderboard.json`` is a list of rows ``corpus, task, backbone, head, split, uar, war,
-macro_f1, weighted_f1, n`` (plus ``layer``). Plots: one confusion-matrix CSV per experiment for
+macro_f1, weighted_f1, ccc, n`` (plus ``layer`` and ``norm``); classification rows have ``ccc:
+null``, regression rows null classification metrics. Plots: one confusion-matrix CSV per experiment for
 ``dvc plots`` (template ``confusion``) and a per-class accuracy (recall) bar chart.
 """
 
@@ -16,7 +17,8 @@ from pipeline.io import atomic_dir, atomic_file, read_json, write_json
 from pipeline.paths import experiment_path, predictions_dir
 from pipeline.probe import leaderboard_rows
 
-COLUMNS = ["corpus", "task", "backbone", "head", "split", "uar", "war", "macro_f1", "weighted_f1", "n", "layer"]
+COLUMNS = ["corpus", "task", "backbone", "head", "split", "uar", "war", "macro_f1", "weighted_f1", "ccc", "n", "layer", "norm"]
+SCORES = ("uar", "war", "macro_f1", "weighted_f1", "ccc")
 
 
 def collect(metrics_dir: Path, corpora: Iterable[str], backbones: Iterable[str], heads: Iterable[str]):
@@ -41,7 +43,7 @@ def build_report(metrics_dir: str | Path, corpora: list[str], backbones: list[st
     metrics_dir = Path(metrics_dir)
     results, skipped_combos = collect(metrics_dir, corpora, backbones, heads)
     rows = [r for res in results for r in leaderboard_rows(res)]
-    rows.sort(key=lambda r: (r["corpus"], r["task"], r["split"], -r["uar"]))
+    rows.sort(key=lambda r: (r["corpus"], r["task"], r["split"], -(r["uar"] if r["uar"] is not None else r["ccc"] or 0)))
     write_json(metrics_dir / "leaderboard.json", rows)
 
     media = []
@@ -80,8 +82,8 @@ def render_markdown(rows: list[dict], skipped_combos: list[dict], media: list[di
 
 def _table(df: pd.DataFrame) -> str:
     fmt = df.copy()
-    for col in ("uar", "war", "macro_f1", "weighted_f1"):
-        fmt[col] = fmt[col].map(lambda v: f"{v:.3f}")
+    for col in SCORES:
+        fmt[col] = fmt[col].map(lambda v: "–" if v is None or pd.isna(v) else f"{v:.3f}")
     header = "| " + " | ".join(fmt.columns) + " |"
     sep = "|" + "|".join("---" for _ in fmt.columns) + "|"
     body = ["| " + " | ".join(str(v) for v in row) + " |" for row in fmt.itertuples(index=False)]
@@ -94,7 +96,9 @@ def write_plots(out: Path, metrics_dir: Path, results: list[dict]) -> None:
     conf_dir.mkdir(parents=True)
     for res in results:
         pred_dir = predictions_dir(res["corpus"], res["backbone"], res["head"], metrics_dir)
-        for task in res["tasks"]:
+        for task, entry in res["tasks"].items():
+            if entry.get("type") == "regression":
+                continue
             src = pred_dir / f"{task}.csv"
             preds = pd.read_csv(src)
             test = preds[preds["split"] == "test"]
@@ -114,10 +118,19 @@ def per_class_chart(path: Path, results: list[dict]) -> None:
     groups: dict[tuple[str, str, str], list[tuple[str, dict]]] = {}
     for res in results:
         for task, entry in res["tasks"].items():
+            if entry.get("type") == "regression":
+                continue
             split = "test" if "test" in entry else "dev"
             label = f"{res['backbone']} / {res['head']}"
             groups.setdefault((res["corpus"], task, split), []).append((label, entry[split]))
     n = max(1, len(groups))
+    if not groups:  # only regression tasks: nothing per class to draw, but keep the output
+        fig, ax = plt.subplots(figsize=(4, 1))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no classification tasks", ha="center")
+        fig.savefig(path)
+        plt.close(fig)
+        return
     fig, axes = plt.subplots(n, 1, figsize=(8, 3.2 * n), squeeze=False)
     for ax, ((corpus, task, split), items) in zip(axes[:, 0], sorted(groups.items())):
         classes = items[0][1]["classes"]

@@ -32,11 +32,11 @@ class Decoded:
     error: MediaError | None = None
 
 
-def _decode_one(uid: str, audio_path: str, video_path: str, sr: int, fps: float, size: int) -> Decoded:
+def _decode_one(uid, audio_path, video_path, start, end, sr: int, fps: float, size: int) -> Decoded:
     try:
-        audio = decode_audio(audio_path, sr)
+        audio = decode_audio(audio_path, sr, start, end)
         frames = (
-            decode_frames(video_path, fps, size)
+            decode_frames(video_path, fps, size, start, end)
             if video_path and fps > 0
             else np.zeros((0, size, size, 3), np.uint8)
         )
@@ -59,7 +59,10 @@ def segment_corpus(
     if on_bad_media not in ON_BAD_MEDIA:
         raise ValueError(f"on_bad_media must be one of {ON_BAD_MEDIA}, got {on_bad_media!r}")
     df = corpus.manifest
-    jobs = list(zip(df["id"], df["audio"], df["video"]))
+    # Optional start/end columns cut segments out of longer recordings.
+    starts = _bounds(df, "start")
+    ends = _bounds(df, "end")
+    jobs = list(zip(df["id"], df["audio"], df["video"], starts, ends))
     ok: list[Decoded] = []
     skipped: list[dict] = []
     # ffmpeg runs in subprocesses, so threads overlap the decoding without fighting the GIL.
@@ -94,6 +97,12 @@ def segment_corpus(
             }
         )
     return skipped
+
+
+def _bounds(df, column: str) -> list[float | None]:
+    if column not in df.columns:
+        return [None] * len(df)
+    return [None if v is None or v != v or v == "" else float(v) for v in df[column]]
 
 
 class Segments:

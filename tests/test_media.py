@@ -46,3 +46,9 @@ def test_real_mp4_audio_and_frames():
 def test_audio_only_file_has_no_frames(tmp_path):
     path = write_wav(tmp_path / "a.wav", tone(1.0, 16000), 16000)
     assert decode_frames(path, fps=2, size=32).shape == (0, 32, 32, 3)
+
+
+def test_start_end_cut_a_segment(tmp_path):
+    path = write_wav(tmp_path / "long.wav", tone(3.0, 16000), 16000)
+    audio = decode_audio(path, start=1.0, end=1.5)
+    assert abs(len(audio) - 8000) <= 32

@@ -41,7 +41,13 @@ def list_corpora() -> list[str]:
 
 def get_recipe(name: str) -> PrepareFn:
     """The prepare function registered under ``name`` (a corpus ``recipe`` key in params)."""
-    _load_all()
+    # By convention recipe ``x`` lives in module ``x``: import just that one when it exists, so a
+    # recipe whose optional dependencies are missing cannot break the others.
+    if name not in _RECIPES:
+        if any(info.name == name for info in pkgutil.iter_modules(__path__)):
+            importlib.import_module(f"{__name__}.{name}")
+    if name not in _RECIPES:
+        _load_all()
     if name not in _RECIPES:
         raise KeyError(f"unknown corpus recipe {name!r}; available: {sorted(_RECIPES)}")
     return _RECIPES[name]

@@ -11,7 +11,9 @@ import importlib
 from typing import Any, Callable
 
 _HEADS: dict[str, type] = {}
-_MODULES = {"logreg": "pipeline.heads.logreg"}
+_MODULES = {"logreg": "pipeline.heads.logreg", "ridge": "pipeline.heads.ridge"}
+# A classification head asked to model a regression task uses its regression counterpart.
+REGRESSION_COUNTERPART = {"logreg": "ridge"}
 
 
 def register_head(kind: str) -> Callable[[type], type]:
@@ -23,9 +25,11 @@ def register_head(kind: str) -> Callable[[type], type]:
     return deco
 
 
-def build_head(name: str, cfg: dict[str, Any]):
-    """Instantiate head ``name``; its ``type`` defaults to the name itself (``logreg``)."""
+def build_head(name: str, cfg: dict[str, Any], task_type: str = "classification"):
+    """Instantiate head ``name`` for a task; its ``type`` defaults to the name itself (``logreg``)."""
     kind = cfg.get("type", name)
+    if task_type == "regression":
+        kind = REGRESSION_COUNTERPART.get(kind, kind)
     if kind not in _HEADS:
         if kind not in _MODULES:
             raise KeyError(f"heads.{name}: unknown head type {kind!r}; known: {sorted(_MODULES)}")

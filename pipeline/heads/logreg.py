@@ -23,6 +23,8 @@ from pipeline.heads import register_head
 
 @register_head("logreg")
 class LogRegHead:
+    task_type = "classification"
+
     def __init__(self, cfg: dict[str, Any]):
         self.grid = [float(c) for c in cfg.get("C_grid", [0.01, 0.1, 1.0, 10.0])]
         self.max_iter = int(cfg.get("max_iter", 2000))
