@@ -106,6 +106,7 @@ def validate(corpus: Corpus, source: str, speakers_shared: bool = False) -> None
             raise ManifestError(f"{source}: no label column for task {task.name!r}")
         if task.type == "classification":
             labels = df[task.name].dropna()
+            labels = labels[labels.astype(str) != ""]  # "" = no label for this task (multi-task corpora)
             unknown = sorted(set(labels) - set(task.classes))
             if unknown:
                 first = df.loc[df[task.name].isin(unknown), "id"].iloc[0]
