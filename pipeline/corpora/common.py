@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -70,3 +71,51 @@ def carve_dev(df: pd.DataFrame, fraction: float, seed: int, group: str = "speake
         split[rows] = "dev"
         moved += int(rows.sum())
     return split
+
+
+# --- checked parsing: every error names the file (and line) and the bad value -------------------
+
+
+def choose(cfg: Mapping[str, Any], corpus: str, key: str, allowed: Iterable[str], default: str) -> str:
+    """``cfg[key]`` (or ``default``) if it is one of ``allowed``; otherwise a ManifestError naming the key."""
+    allowed = list(allowed)
+    value = cfg.get(key, default)
+    if value not in allowed:
+        raise ManifestError(f"params.yaml: corpora.{corpus}.{key} is {value!r}; allowed values: {allowed}")
+    return value
+
+
+def parse_float(value: str, where: str, what: str) -> float:
+    """``value`` as a finite float; ``where`` (file, and line where there is one) prefixes any error."""
+    try:
+        number = float(value.strip())
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise ManifestError(f"{where}: {what} {value.strip()!r} is not a number")
+    return number
+
+
+def lookup_label(value: str, mapping: Mapping[str, str], where: str, what: str) -> str:
+    """Map a raw label through ``mapping``; an unknown value names the file/line and the known ones."""
+    key = value.strip()
+    if key not in mapping:
+        raise ManifestError(f"{where}: unknown {what} {key!r} (known: {sorted(mapping)})")
+    return mapping[key]
+
+
+def check_unique(keys: pd.Series, path: Path, what: str) -> None:
+    """Fail on the first key that repeats in a table, naming both lines (header is line 1)."""
+    seen: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        if key in seen:
+            raise ManifestError(f"{path}: duplicate {what} {key!r} on lines {seen[key]} and {i + 2}")
+        seen[key] = i + 2
+
+
+def split_counts(df: pd.DataFrame) -> dict[str, int]:
+    """Rows per split, for ``Corpus.info``."""
+    return {s: int(n) for s, n in df["split"].value_counts().sort_index().items()}
+
+
+# --- the MER 2023 recipe ---------------------------------------------------------------------------
