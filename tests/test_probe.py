@@ -1,6 +1,5 @@
 import numpy as np
 import pandas as pd
-import pytest
 
 from pipeline.heads import build_head
 from pipeline.manifest import Corpus, Task

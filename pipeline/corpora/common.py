@@ -73,13 +73,35 @@ def carve_dev(df: pd.DataFrame, fraction: float, seed: int, group: str = "speake
     return split
 
 
+def assign_folds(df: pd.DataFrame, unit: str, protocol: str, cfg: dict[str, Any], name: str) -> dict[str, Any]:
+    """Turn ``df`` into a cross-validation manifest, in place: every row ``train`` plus a ``fold``.
+
+    ``loso`` gives each ``unit`` (speaker, session) its own fold; ``kfold`` deals the sorted units
+    round-robin into ``cfg['folds']`` folds (default 5; fewer when there are fewer units). Returns
+    the fold facts for ``Corpus.info``.
+    """
+    n_folds = None
+    if protocol == "kfold":
+        n_folds = int(cfg.get("folds", 5))
+        if n_folds < 2:
+            raise ManifestError(f"params.yaml: corpora.{name}.folds is {n_folds}; kfold needs at least 2")
+    fold_of = folds_by_group(df[unit], n_folds)
+    df["split"] = "train"
+    df["fold"] = df[unit].map(fold_of).astype(int)
+    units = {int(k): sorted(g) for k, g in df.groupby("fold")[unit].unique().items()}
+    rows = df["fold"].value_counts().sort_index().tolist()
+    return {"folds": len(units), f"{unit}s_per_fold": units, "rows_per_fold": rows}
+
+
 # --- checked parsing: every error names the file (and line) and the bad value -------------------
 
 
 def choose(cfg: Mapping[str, Any], corpus: str, key: str, allowed: Iterable[str], default: str) -> str:
     """``cfg[key]`` (or ``default``) if it is one of ``allowed``; otherwise a ManifestError naming the key."""
     allowed = list(allowed)
-    value = cfg.get(key, default)
+    value = cfg.get(key)
+    if value is None:  # absent or null in params.yaml
+        value = default
     if value not in allowed:
         raise ManifestError(f"params.yaml: corpora.{corpus}.{key} is {value!r}; allowed values: {allowed}")
     return value

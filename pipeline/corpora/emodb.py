@@ -1,0 +1,93 @@
+"""Berlin EmoDB: the Berlin Database of Emotional Speech.
+
+Source: Burkhardt, Paeschke, Rolfes, Sendlmeier & Weiss (2005), "A Database of German Emotional
+Speech", Proc. Interspeech 2005, 1517–1520; http://emodb.bilderbar.info (mirror:
+http://database.syntheticspeech.de). Licence: free for research use (listed as CC0 by its
+maintainers).
+
+Layout::
+
+    <root>/wav/SSTTTEV.wav    16 kHz mono, 535 utterances (root may also hold the wavs directly)
+
+Filename code: SS speaker (03, 08, 09, 10, 11, 12, 13, 14, 15, 16; 5 male: 03 10 11 12 15),
+TTT text (a01 a02 a04 a05 a07 short, b01 b02 b03 b09 b10 long sentences — the German sentences
+are the ``text`` column), E emotion letter (W Ärger/anger, L Langeweile/boredom, E Ekel/disgust,
+A Angst/fear, F Freude/happiness, T Trauer/sadness, N neutral), V version letter (a, b, …).
+
+Task: ``emotion`` (7 classes). Extra column: ``gender``.
+Protocol: ``loso`` (default; one fold per speaker, 10 folds on the full corpus) or ``kfold``
+(``folds`` = 5, sorted speakers round-robin).
+
+The other files of the release (``lablaut/``, ``labsilb/``, ``silb/``) are not read. A wav whose
+name does not parse is an error naming the file.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline.corpora import register_corpus
+from pipeline.corpora.common import corpus_root, media
+from pipeline.corpora.common import assign_folds, choose
+from pipeline.corpora.ravdess import CodeTables, find_media, media_dir, parse_code
+from pipeline.manifest import Corpus, ManifestError, Task, display_path, validate
+
+EMOTIONS = ["anger", "boredom", "disgust", "fear", "happiness", "sadness", "neutral"]
+SENTENCES = {
+    "a01": "Der Lappen liegt auf dem Eisschrank.",
+    "a02": "Das will sie am Mittwoch abgeben.",
+    "a04": "Heute abend könnte ich es ihm sagen.",
+    "a05": "Das schwarze Stück Papier befindet sich da oben neben dem Holzstück.",
+    "a07": "In sieben Stunden wird es soweit sein.",
+    "b01": "Was sind denn das für Tüten, die da unter dem Tisch stehen?",
+    "b02": "Sie haben es gerade hochgetragen und jetzt gehen sie wieder runter.",
+    "b03": "An den Wochenenden bin ich jetzt immer nach Hause gefahren und habe Agnes besucht.",
+    "b09": "Ich will das eben wegbringen und dann mit Karl was trinken gehen.",
+    "b10": "Die wird auf dem Platz sein, wo wir sie immer hinlegen.",
+}
+GENDER = {"03": "male", "08": "female", "09": "female", "10": "male", "11": "male",
+          "12": "male", "13": "female", "14": "female", "15": "male", "16": "female"}  # fmt: skip
+SCHEME = "SSTTTEV (speaker, text, emotion letter, version; e.g. 03a01Fa)"
+PATTERN = re.compile(r"(?P<speaker>\d\d)(?P<text>[a-z]\d\d)(?P<emotion>[A-Z])(?P<version>[a-z])")
+TABLES: CodeTables = {
+    "speaker": {s: s for s in GENDER},
+    "text": SENTENCES,
+    "emotion": dict(zip("WLEAFTN", EMOTIONS)),
+    "version": None,
+}
+
+
+@register_corpus("emodb")
+def prepare_emodb(cfg: dict[str, Any], out_dir: Path) -> Corpus:
+    """Discover the EmoDB wavs and build a speaker-independent cross-validation manifest."""
+    root = corpus_root(cfg, "emodb")
+    protocol = choose(cfg, "emodb", "protocol", ("loso", "kfold"), "loso")
+
+    rows = []
+    for path in find_media(media_dir(root, "wav"), (".wav",)):
+        fields = parse_code(path, PATTERN, SCHEME, TABLES)
+        rows.append(
+            {
+                "id": path.stem,
+                "speaker": fields["speaker"],
+                "audio": media(root, path.relative_to(root).as_posix(), str(path)),
+                "video": "",
+                "text": fields["text"],
+                "emotion": fields["emotion"],
+                "gender": GENDER[fields["speaker"]],
+            }
+        )
+    if not rows:
+        raise ManifestError(f"{root}: no EmoDB wavs found (expected wav/SSTTTEV.wav)")
+
+    df = pd.DataFrame(rows)
+    info: dict[str, Any] = {"protocol": protocol}
+    info.update(assign_folds(df, "speaker", protocol, cfg, "emodb"))
+    df = df[["id", "speaker", "split", "fold", "audio", "video", "text", "emotion", "gender"]]
+    corpus = Corpus("emodb", df, [Task("emotion", "classification", EMOTIONS)], display_path(root), info)
+    validate(corpus, display_path(root))
+    return corpus

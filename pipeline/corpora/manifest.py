@@ -1,0 +1,298 @@
+"""Generic recipe: any corpus described by one CSV or JSONL label file — no code needed.
+
+Source: whatever the user has; this recipe only reads their label file. Licence: the corpus's own.
+
+Layout::
+
+    <root>/...                  media files, anywhere under root
+    <file>                      labels: .csv / .tsv (header row) or .jsonl / .ndjson (one object a line);
+                                relative to root, or absolute
+
+Columns (keys, for JSONL):
+
+- ``path`` (required): media file relative to ``root`` (``..`` that escapes root is refused);
+- one column per task named in ``tasks`` (or the task's ``column``);
+- optional ``id`` (default: ``path`` without extension, ``/`` → ``_``), ``speaker``, ``group``
+  (the unit kept apart when it is not the speaker: session, conversation), ``split``
+  (train/dev/test), ``text``, ``video`` (a separate video file; when absent and ``path`` is itself a
+  video container — .mp4 .avi .mkv .mov .webm .flv — the clip is audio-visual: ``video = audio``),
+  ``start`` / ``end`` (seconds, for segments inside longer files; kept as float columns).
+
+Options (``params.yaml`` → ``corpora.<name>``; ``recipe: manifest``)::
+
+    corpora:
+      chiser5:                      # e.g. ChiSER5, or any corpus exported to a label table
+        recipe: manifest
+        root: /data/ChiSER5         # base directory of the media paths
+        file: labels.csv            # path,speaker,emotion[,text,split,...]
+        tasks:
+          emotion: {type: classification}                 # classes: sorted unique labels
+          # emotion: {type: classification, classes: [angry, happy, neutral, sad, surprise]}
+          # arousal: {type: regression, column: A}       # label read from column A
+        protocol: kfold             # official (needs a split column) | kfold | loso | random_split
+        folds: 5                    # kfold
+        fractions: {train: 0.8, dev: 0.1, test: 0.1}     # random_split, by speaker
+        seed: 0
+
+A task spec may also set ``positive`` (binary tasks) and ``unit: speaker`` (one label per
+speaker). ``tasks`` may be a plain list of names (classification, classes from the data).
+
+Protocol: ``official`` when the file has a ``split`` column (the default then; a dev set is carved
+from train by whole speakers/groups when the file has none), otherwise ``kfold`` by speaker
+(default) / ``loso`` / ``random_split`` (speakers dealt to train/dev/test by ``fractions``).
+Folds and random splits keep whole ``group`` units (or speakers) together.
+
+Quirks handled: an empty classification cell means "unlabelled for this task" (stored as null, the
+probe skips it), an empty regression cell is NaN. Without a ``speaker`` column every item is its
+own speaker — ``info["speaker_independent"]`` is then false, because nothing can stop one person's
+recordings from landing on both sides of a split. Errors name the label file and line: missing
+required column, malformed JSONL line, unknown label (when ``classes`` are given), duplicate id,
+path escaping the root, bad split value, non-numeric regression/segment value.
+
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from pipeline.corpora import register_corpus
+from pipeline.corpora.common import assign_folds, carve_dev, choose, corpus_root, media, read_table
+from pipeline.manifest import SPLITS, Corpus, ManifestError, Task, display_path, validate
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".flv"}
+TASK_TYPES = ("classification", "regression")
+FRACTIONS = {"train": 0.8, "dev": 0.1, "test": 0.1}
+
+
+# --- protocol helpers shared by the cross-validation recipes ----------------------------------
+
+
+# --- the generic recipe -------------------------------------------------------------------------
+
+
+def _corpus_name(cfg: dict[str, Any], out_dir: Path) -> str:
+    # The params section's name is what error messages must point at; the prepare stage writes
+    # into data/<name>/prepared, so that folder tells us when cfg does not.
+    if cfg.get("name"):
+        return str(cfg["name"])
+    out_dir = Path(out_dir)
+    return out_dir.parent.name if out_dir.name == "prepared" else "manifest"
+
+
+def _label_file(cfg: dict[str, Any], root: Path, name: str) -> Path:
+    if not cfg.get("file"):
+        raise ManifestError(f"params.yaml: corpora.{name}.file is not set (the CSV/JSONL label file)")
+    path = Path(cfg["file"]).expanduser()
+    path = path if path.is_absolute() else root / path
+    if not path.exists():
+        raise ManifestError(f"{path}: label file not found")
+    return path
+
+
+def read_rows(path: Path) -> tuple[pd.DataFrame, list[int]]:
+    """Read the label file as strings; returns the rows and each row's line number in the file."""
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        df = read_table(path, ["path"], sep="\t" if suffix == ".tsv" else ",")
+        return df, list(range(2, len(df) + 2))  # line 1 is the header
+    if suffix in (".jsonl", ".ndjson"):
+        return _read_jsonl(path)
+    raise ManifestError(f"{path}: unsupported label file type {suffix!r} (use .csv, .tsv, .jsonl or .ndjson)")
+
+
+def _read_jsonl(path: Path) -> tuple[pd.DataFrame, list[int]]:
+    records, lines = [], []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ManifestError(f"{path}:{lineno}: malformed JSON line ({err.msg})") from err
+        if not isinstance(obj, dict):
+            raise ManifestError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+        if "path" not in obj:
+            raise ManifestError(f"{path}:{lineno}: missing required key 'path'")
+        # Everything as strings, like the CSV reader, so both formats share one parser below.
+        records.append({k: "" if v is None else str(v) for k, v in obj.items()})
+        lines.append(lineno)
+    if not records:
+        raise ManifestError(f"{path}: no rows")
+    return pd.DataFrame(records).fillna(""), lines
+
+
+def parse_tasks(spec: Any, name: str) -> list[dict[str, Any]]:
+    """Normalise ``cfg['tasks']`` (mapping or list of names) into dicts with name/column/type."""
+    if isinstance(spec, (list, tuple)):
+        spec = {t: {} for t in spec}
+    if not isinstance(spec, dict) or not spec:
+        raise ManifestError(f"params.yaml: corpora.{name}.tasks must name at least one task (mapping or list)")
+    tasks = []
+    for task, opts in spec.items():
+        opts = dict(opts or {})
+        kind = opts.get("type", "classification")
+        if kind not in TASK_TYPES:
+            raise ManifestError(
+                f"params.yaml: corpora.{name}.tasks.{task}.type is {kind!r}; allowed: {list(TASK_TYPES)}"
+            )
+        tasks.append({**opts, "name": str(task), "column": str(opts.get("column", task)), "type": kind})
+    return tasks
+
+
+def _floats(values: Iterable[str], lines: list[int], path: Path, what: str) -> list[float]:
+    out = []
+    for v, line in zip(values, lines):
+        try:
+            out.append(float(v) if str(v).strip() != "" else math.nan)
+        except ValueError as err:
+            raise ManifestError(f"{path}:{line}: {what} value {v!r} is not a number") from err
+    return out
+
+
+def _labels(df: pd.DataFrame, lines: list[int], path: Path, spec: dict[str, Any]) -> tuple[list, Task]:
+    """One task's label column and its Task; empty cells are unlabelled (None / NaN)."""
+    col, unit = spec["column"], spec.get("unit", "utterance")
+    if col not in df.columns:
+        raise ManifestError(f"{path}: missing label column {col!r} for task {spec['name']!r} (has {list(df.columns)})")
+    if spec["type"] == "regression":
+        return _floats(df[col], lines, path, spec["name"]), Task(spec["name"], "regression", unit=unit)
+    values = [v.strip() for v in df[col]]
+    classes = [str(c) for c in spec.get("classes") or sorted({v for v in values if v})]
+    known = set(classes)
+    for v, line in zip(values, lines):
+        if v and v not in known:
+            raise ManifestError(f"{path}:{line}: unknown {spec['name']} label {v!r} (known: {classes})")
+    task = Task(spec["name"], "classification", classes, positive=spec.get("positive"), unit=unit)
+    return [v or None for v in values], task
+
+
+def _ids(df: pd.DataFrame, lines: list[int], path: Path) -> list[str]:
+    given = df["id"] if "id" in df.columns else [""] * len(df)
+    ids, first_line = [], {}
+    for uid, rel, line in zip(given, df["path"], lines):
+        uid = uid.strip() or str(Path(rel).with_suffix("")).replace("\\", "/").replace("/", "_")
+        if uid in first_line:
+            raise ManifestError(f"{path}:{line}: duplicate id {uid!r} (first at line {first_line[uid]})")
+        first_line[uid] = line
+        ids.append(uid)
+    return ids
+
+
+def _media_columns(df: pd.DataFrame, lines: list[int], path: Path, root: Path) -> tuple[list[str], list[str]]:
+    audio, video = [], []
+    videos = df["video"] if "video" in df.columns else [""] * len(df)
+    for rel, vid, line in zip(df["path"], videos, lines):
+        if not rel.strip():
+            raise ManifestError(f"{path}:{line}: empty path")
+        source = f"{path}:{line}"
+        audio.append(media(root, rel.strip(), source))
+        if vid.strip():
+            video.append(media(root, vid.strip(), source))
+        else:
+            video.append(audio[-1] if Path(rel).suffix.lower() in VIDEO_SUFFIXES else "")
+    return audio, video
+
+
+def _check_splits(split: pd.Series, lines: list[int], path: Path) -> None:
+    for value, line in zip(split, lines):
+        if value not in SPLITS:
+            raise ManifestError(f"{path}:{line}: unknown split {value!r} (expected one of {list(SPLITS)})")
+
+
+def random_split(units: pd.Series, fractions: dict[str, float], seed: int, name: str) -> pd.Series:
+    """Deal whole units (speakers/groups) to train/dev/test in a seeded order by ``fractions``."""
+    frac = {**FRACTIONS, **(fractions or {})}
+    if set(frac) != set(SPLITS) or any(f < 0 for f in frac.values()) or not math.isclose(sum(frac.values()), 1.0):
+        raise ManifestError(f"params.yaml: corpora.{name}.fractions must give train/dev/test summing to 1, got {frac}")
+    order = list(np.random.default_rng(seed).permutation(sorted(units.unique())))
+    n = len(order)
+    # Every split asked for gets at least one unit; train keeps the rest.
+    n_test = max(1, round(frac["test"] * n)) if frac["test"] > 0 else 0
+    n_dev = max(1, round(frac["dev"] * n)) if frac["dev"] > 0 else 0
+    if n - n_test - n_dev < 1:
+        raise ManifestError(f"params.yaml: corpora.{name}: {n} speakers cannot fill train/dev/test by {frac}")
+    split_of = {u: "test" for u in order[:n_test]}
+    split_of |= {u: "dev" for u in order[n_test : n_test + n_dev]}
+    split_of |= {u: "train" for u in order[n_test + n_dev :]}
+    return units.map(split_of)
+
+
+def _segment_bounds(df: pd.DataFrame, rows: pd.DataFrame, lines: list[int], path: Path) -> None:
+    """Copy ``start``/``end`` (seconds) as floats; a segment must end after it starts."""
+    for col in ("start", "end"):
+        if col in rows.columns:
+            df[col] = _floats(rows[col], lines, path, col)
+    if "start" in df.columns and "end" in df.columns:
+        bad = df.index[df["end"] <= df["start"]]
+        if len(bad):
+            i = bad[0]
+            raise ManifestError(f"{path}:{lines[i]}: segment end {df['end'][i]} is not after start {df['start'][i]}")
+
+
+def _apply_protocol(
+    df: pd.DataFrame, protocol: str, cfg: dict[str, Any], name: str, lines: list[int], path: Path
+) -> dict[str, Any]:
+    """Fill ``split`` (and ``fold``) in place by the protocol, keeping whole groups/speakers apart."""
+    unit = "group" if "group" in df.columns else "speaker"
+    seed = int(cfg.get("seed", 0))
+    info: dict[str, Any] = {}
+    if protocol == "official":
+        _check_splits(df["split"], lines, path)
+        if not (df["split"] == "dev").any():
+            df["split"] = carve_dev(df, float(cfg.get("dev_fraction", 0.1)), seed, group=unit)
+            info["dev"] = f"carved from train by whole {unit}s"
+    elif protocol == "random_split":
+        df["split"] = random_split(df[unit], cfg.get("fractions"), seed, name)
+    else:
+        info.update(assign_folds(df, unit, protocol, cfg, name))
+    info["rows_per_split"] = df["split"].value_counts().to_dict()
+    return info
+
+
+@register_corpus("manifest")
+def prepare_manifest(cfg: dict[str, Any], out_dir: Path) -> Corpus:
+    """Read a user's CSV/JSONL label file into a validated corpus."""
+    name = _corpus_name(cfg, out_dir)
+    root = corpus_root(cfg, name)
+    path = _label_file(cfg, root, name)
+    task_specs = parse_tasks(cfg.get("tasks"), name)
+    rows, lines = read_rows(path)
+    has_split = "split" in rows.columns
+    allowed = ("official", "kfold", "loso", "random_split") if has_split else ("kfold", "loso", "random_split")
+    protocol = choose(cfg, name, "protocol", allowed, "official" if has_split else "kfold")
+
+    audio, video = _media_columns(rows, lines, path, root)
+    ids = _ids(rows, lines, path)
+    has_speaker = "speaker" in rows.columns
+    df = pd.DataFrame(
+        {
+            "id": ids,
+            "speaker": [s.strip() or uid for s, uid in zip(rows["speaker"], ids)] if has_speaker else ids,
+            "split": rows["split"].str.strip() if has_split else "train",
+            "audio": audio,
+            "video": video,
+            "text": rows["text"] if "text" in rows.columns else "",
+        }
+    )
+    if "group" in rows.columns:
+        df["group"] = [g.strip() or s for g, s in zip(rows["group"], df["speaker"])]
+    _segment_bounds(df, rows, lines, path)
+    tasks = []
+    for spec in task_specs:
+        df[spec["name"]], task = _labels(rows, lines, path, spec)
+        tasks.append(task)
+
+    info: dict[str, Any] = {"protocol": protocol, "file": display_path(path), "speaker_independent": has_speaker}
+    if not has_speaker:
+        info["note"] = "no speaker column: each item is its own speaker, speaker independence cannot be enforced"
+    info.update(_apply_protocol(df, protocol, cfg, name, lines, path))
+
+    corpus = Corpus(name=name, manifest=df, tasks=tasks, root=display_path(root), info=info)
+    validate(corpus, display_path(path))
+    return corpus
