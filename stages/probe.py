@@ -25,7 +25,8 @@ def main(args, params) -> None:
     if "skipped" in result:
         print(f"skipped {args.corpus}/{args.backbone}/{args.head}: {result['skipped']}")
     for row in leaderboard_rows(result):
-        print(f"{row['corpus']}/{row['task']}/{row['backbone']}/{row['head']} {row['split']}: UAR {row['uar']:.3f} (n={row['n']})")
+        metric = "uar" if row["uar"] is not None else "ccc"
+        print(f"{row['corpus']}/{row['task']}/{row['backbone']}/{row['head']} {row['split']}: {metric.upper()} {row[metric]:.3f} (n={row['n']})")
 
 
 if __name__ == "__main__":
