@@ -8,19 +8,11 @@ push to the local remote and pull into a fresh clone restores everything with a 
 from __future__ import annotations
 
 import json
-import os
-import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.conftest import ROOT
+from tests.dvc_util import commit, make_repo, ran, set_params, sh
 
-BIN = Path(sys.executable).parent
 TINY = {
     "run": {"corpora": ["demo"], "backbones": ["egemaps", "minilm", "fer"], "heads": ["logreg"]},
     "corpora": {"demo": {"speakers": 4, "utterances_per_class": 2, "dev_speakers": 1, "test_speakers": 1, "fps": 5, "frame_size": 64}},
@@ -28,53 +20,10 @@ TINY = {
 }
 
 
-def sh(cwd: Path, *cmd: str) -> str:
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
-    if proc.returncode:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc.stdout + proc.stderr
-
-
-def ran(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", output))
-
-
-def merge(base: dict, over: dict) -> dict:
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            merge(base[key], value)
-        else:
-            base[key] = value
-    return base
-
-
-def set_params(repo: Path, **over) -> None:
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    (repo / "params.yaml").write_text(yaml.safe_dump(merge(params, over), sort_keys=False))
-
-
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
+def repo(tmp_path_factory):
     base = tmp_path_factory.mktemp("dvc")
-    repo = base / "repo"
-    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    for rel in files:
-        if rel.startswith("tests/"):
-            continue
-        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, repo / rel)
-    set_params(repo, **TINY)
-    sh(repo, "git", "init", "-q")
-    sh(repo, "dvc", "remote", "modify", "--local", "local", "url", str(base / "remote"))
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init")
-    return repo
-
-
-def commit(repo: Path, msg: str) -> None:
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", msg)
+    return make_repo(base / "repo", base / "remote", **TINY)
 
 
 def test_repro_caches_reruns_and_shares(repo, tmp_path):

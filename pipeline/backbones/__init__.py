@@ -1,26 +1,23 @@
 """Backbones: pretrained encoders that turn segments into features.
 
-Each type is one class in one module, registered with ``@register_backbone("type")``; params name a
-backbone (``backbones.<name>``) and give its ``type`` plus options. ``template.py``-style minimal
-example: see ``opensmile_fn.py``. Modules are imported lazily so a missing optional dependency only
-matters for the backbones that need it.
+Each type is one class in one module of this package, registered with ``@register_backbone("type")``;
+params name a backbone (``backbones.<name>``) and give its ``type`` plus options. The smallest example
+is ``opensmile_fn.py``. Modules are discovered automatically; they keep heavy imports (torch, models)
+inside methods, so importing all of them is cheap and a missing optional dependency only matters
+for the backbones that need it.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from typing import Any, Callable
 
 from pipeline.backbones.base import Backbone, BackboneError
 
 _TYPES: dict[str, type[Backbone]] = {}
-# type name → module that registers it (imported on first use).
-_MODULES = {
-    "opensmile": "pipeline.backbones.opensmile_fn",
-    "hf_audio": "pipeline.backbones.hf_audio",
-    "hf_text": "pipeline.backbones.hf_text",
-    "fer": "pipeline.backbones.fer_video",
-}
+_SKIP = {"base"}
+_IMPORT_ERRORS: dict[str, str] = {}
 
 
 def register_backbone(type_name: str) -> Callable[[type[Backbone]], type[Backbone]]:
@@ -32,16 +29,28 @@ def register_backbone(type_name: str) -> Callable[[type[Backbone]], type[Backbon
     return deco
 
 
+def _load_all() -> None:
+    for info in pkgutil.iter_modules(__path__):
+        if info.name in _SKIP or info.name.startswith("_") or info.name in _IMPORT_ERRORS:
+            continue
+        try:
+            importlib.import_module(f"{__name__}.{info.name}")
+        except ImportError as err:  # an optional dependency of that module only
+            _IMPORT_ERRORS[info.name] = str(err)
+
+
 def backbone_class(type_name: str) -> type[Backbone]:
     if type_name not in _TYPES:
-        if type_name not in _MODULES:
-            raise BackboneError(f"unknown backbone type {type_name!r}; known: {sorted(_MODULES)}")
-        importlib.import_module(_MODULES[type_name])
+        _load_all()
+    if type_name not in _TYPES:
+        hint = f" (modules that failed to import: {_IMPORT_ERRORS})" if _IMPORT_ERRORS else ""
+        raise BackboneError(f"unknown backbone type {type_name!r}; known: {sorted(_TYPES)}{hint}")
     return _TYPES[type_name]
 
 
 def list_types() -> list[str]:
-    return sorted(_MODULES)
+    _load_all()
+    return sorted(_TYPES)
 
 
 def build_backbone(name: str, cfg: dict[str, Any]) -> Backbone:
