@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import wave
 from pathlib import Path
 
-import numpy as np
 import pytest
+
+from tests.data.media import tone, write_wav  # noqa: F401  (re-exported for tests)
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "data" / "real"
@@ -37,24 +37,6 @@ def pytest_collection_modifyitems(config, items):
 
 needs_emodb = pytest.mark.skipif(not EMODB.is_dir(), reason="shared EmoDB sample not present")
 needs_ravdess = pytest.mark.skipif(not RAVDESS_MP4.exists(), reason="shared RAVDESS sample not present")
-
-
-def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> Path:
-    """Write int16 PCM; ``audio`` is [T] or [T, C] float in [-1, 1]."""
-    audio = np.atleast_2d(audio.T).T if audio.ndim == 1 else audio
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(audio.shape[1])
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
-
-
-def tone(seconds: float, sample_rate: int, freq: float = 220.0, channels: int = 1) -> np.ndarray:
-    t = np.arange(int(seconds * sample_rate)) / sample_rate
-    sig = 0.3 * np.sin(2 * np.pi * freq * t)
-    return np.repeat(sig[:, None], channels, axis=1) if channels > 1 else sig
 
 
 @pytest.fixture(scope="session")
