@@ -103,6 +103,9 @@ def resolve_source(name: str, source: str) -> Path:
         ) from err
 
 
+LARGE_FILE = 512 << 20
+
+
 def resolve_revision(model_dir: Path) -> str:
     """The hub commit for a cached snapshot, else a hash of the config and weight files."""
     match = re.search(r"/snapshots/([0-9a-f]{40})(/|$)", model_dir.resolve().as_posix())
@@ -112,10 +115,16 @@ def resolve_revision(model_dir: Path) -> str:
     if fetched.is_file():
         rec = json.loads(fetched.read_text())
         return f"{rec['hub']}:{rec['repo_id']}@{rec['revision']}"
+    # Small files (configs, tokenizers, small weights) are hashed by content; multi-GB weights by
+    # name and size only, so recording provenance never costs minutes of I/O.
     digest = hashlib.sha256()
     for f in sorted(model_dir.iterdir()):
-        if f.is_file() and f.suffix in {".json", ".safetensors", ".bin", ".pt", ".tflite", ".txt", ".model"}:
+        if f.is_file() and f.suffix in {".json", ".safetensors", ".bin", ".pt", ".tflite", ".txt", ".model", ".yaml"}:
             digest.update(f.name.encode())
+            size = f.stat().st_size
+            if size > LARGE_FILE:
+                digest.update(str(size).encode())
+                continue
             with f.open("rb") as fh:
                 for block in iter(lambda: fh.read(1 << 20), b""):
                     digest.update(block)
