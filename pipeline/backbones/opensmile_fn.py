@@ -1,12 +1,27 @@
-"""openSMILE functionals (eGeMAPSv02 by default): the classic hand-crafted paralinguistic baseline.
+"""openSMILE features: the classic hand-crafted paralinguistic baselines (eGeMAPS, ComParE).
 
-The ``opensmile`` wheel ships the SMILExtract binary and the configs, so this runs offline.
-Options: ``feature_set`` (eGeMAPSv02, ComParE_2016, ...), ``lld`` (also store low-level
-descriptors as frame features, 100 frames/s).
+Weights/source: none — the ``opensmile`` wheel (audEERING, openSMILE licence: free for research and
+personal use, commercial use needs a licence) ships the SMILExtract binary and the standard configs,
+so this runs offline and deterministically.
+
+Options:
+
+- ``feature_set``: ``eGeMAPSv02`` (default; 88 functionals, 25 LLDs), ``ComParE_2016`` (6373
+  functionals, 65 LLDs), or any other ``opensmile.FeatureSet`` name (GeMAPSv01b, emobase, IS09 …
+  IS13). Matched case-insensitively; ``egemaps``/``compare``/``gemaps`` are accepted shorthands.
+- ``lld`` (bool, default false): also keep the low-level descriptors as frame features. All standard
+  sets compute LLDs with a 10 ms hop, i.e. :data:`LLD_FRAME_RATE` = 100 frames/s (a little fewer
+  frames than ``seconds * 100`` because the first frame needs a full analysis window).
+- ``min_seconds`` (default 0.1): shorter inputs are zero-padded (and counted in ``describe()``),
+  because openSMILE fills segments that are too short with NaN.
+
+``pooled`` is the functionals vector [D] (not layered); ``frames`` the LLDs [T, n_lld].
+``describe()`` records the feature names of both levels.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -15,6 +30,23 @@ from pipeline.backbones import register_backbone
 from pipeline.backbones.base import Backbone, BackboneError, Embedding
 
 SAMPLE_RATE = 16000
+LLD_FRAME_RATE = 100.0  # every standard openSMILE config computes LLDs with a 10 ms frame step
+ALIASES = {"egemaps": "eGeMAPSv02", "compare": "ComParE_2016", "gemaps": "GeMAPSv01b"}
+
+
+def resolve_feature_set(name: str, set_name: Any):
+    """Map a params value to an ``opensmile.FeatureSet`` member, case-insensitively."""
+    import opensmile
+
+    members = {m.name.lower(): m for m in opensmile.FeatureSet}
+    key = str(set_name).strip().lower()
+    key = ALIASES.get(key, key).lower()
+    if key not in members:
+        raise BackboneError(
+            f"backbones.{name}: unknown openSMILE feature_set {set_name!r}; "
+            f"known: {sorted(m.name for m in opensmile.FeatureSet)} (or {sorted(ALIASES)})"
+        )
+    return members[key]
 
 
 @register_backbone("opensmile")
@@ -26,33 +58,46 @@ class OpenSmileBackbone(Backbone):
         import opensmile
 
         self._opensmile = opensmile
-        set_name = cfg.get("feature_set", "eGeMAPSv02")
-        try:
-            feature_set = getattr(opensmile.FeatureSet, set_name)
-        except AttributeError as err:
-            known = [m.name for m in opensmile.FeatureSet]
-            raise BackboneError(f"backbones.{name}: unknown openSMILE feature_set {set_name!r}; known: {known}") from err
-        self.feature_set = feature_set
-        self.has_frames = bool(cfg.get("lld", False))
-        self.functionals = opensmile.Smile(feature_set=feature_set, feature_level=opensmile.FeatureLevel.Functionals)
+        self.feature_set = resolve_feature_set(name, cfg.get("feature_set", "eGeMAPSv02"))
+        lld = cfg.get("lld", False)
+        if not isinstance(lld, bool):
+            raise BackboneError(f"backbones.{name}: lld must be true or false, got {lld!r}")
+        self.has_frames = lld  # instance override of the class default: frames only when asked for
+        self.min_samples = int(float(cfg.get("min_seconds", 0.1)) * SAMPLE_RATE)
+        level = opensmile.FeatureLevel
+        self.functionals = opensmile.Smile(feature_set=self.feature_set, feature_level=level.Functionals)
         self.lld = (
-            opensmile.Smile(feature_set=feature_set, feature_level=opensmile.FeatureLevel.LowLevelDescriptors)
-            if self.has_frames
-            else None
+            opensmile.Smile(feature_set=self.feature_set, feature_level=level.LowLevelDescriptors) if lld else None
         )
+        self.n_padded = 0
+
+    @staticmethod
+    def _run(smile, audio: np.ndarray) -> np.ndarray:
+        with warnings.catch_warnings():  # "Segment too short": we pad beforehand, see min_seconds
+            warnings.simplefilter("ignore", UserWarning)
+            return smile.process_signal(audio, SAMPLE_RATE).to_numpy(np.float32)
 
     def embed(self, batch: Sequence[np.ndarray]) -> list[Embedding]:
         out = []
         for audio in batch:
-            pooled = self.functionals.process_signal(audio, SAMPLE_RATE).to_numpy(np.float32)[0]
-            frames = self.lld.process_signal(audio, SAMPLE_RATE).to_numpy(np.float32) if self.lld else None
+            audio = np.ascontiguousarray(audio, dtype=np.float32)
+            if len(audio) < self.min_samples:
+                audio = np.pad(audio, (0, self.min_samples - len(audio)))
+                self.n_padded += 1
+            pooled = self._run(self.functionals, audio)[0]
+            frames = self._run(self.lld, audio) if self.lld is not None else None
             out.append(Embedding(pooled, frames))
         return out
 
     def describe(self) -> dict[str, Any]:
-        return {
+        info = {
             "source": f"opensmile/{self.feature_set.name}",
             "revision": f"opensmile=={self._opensmile.__version__}",
-            "frame_rate": 100.0 if self.has_frames else None,
+            "frame_rate": LLD_FRAME_RATE if self.lld is not None else None,
+            "feature_set": self.feature_set.name,
             "feature_names": list(self.functionals.feature_names),
+            "n_padded": self.n_padded,
         }
+        if self.lld is not None:
+            info["lld_names"] = list(self.lld.feature_names)
+        return info
