@@ -22,6 +22,14 @@ def segment_report(corpus: str) -> Path:
     return METRICS / "segment" / f"{corpus}.json"
 
 
+def transcripts_path(corpus: str) -> Path:
+    return DATA / corpus / "transcripts.parquet"
+
+
+def transcripts_report(corpus: str) -> Path:
+    return METRICS / "transcripts" / f"{corpus}.json"
+
+
 def store_path(corpus: str, backbone: str) -> Path:
     return FEATURES / corpus / f"{backbone}.zarr"
 

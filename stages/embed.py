@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from pipeline import manifest
 from pipeline.config import section
 from pipeline.embed import embed_corpus
-from pipeline.paths import prepared_dir, segments_path, store_path
+from pipeline.paths import prepared_dir, segments_path, store_path, transcripts_path
 from pipeline.segments import Segments
 from stages._cli import run_stage
 
@@ -13,6 +15,10 @@ from stages._cli import run_stage
 def main(args, params) -> None:
     cfg = section(params, "backbones", args.backbone)
     corpus = manifest.load(prepared_dir(args.corpus))
+    transcripts = transcripts_path(args.corpus)
+    if transcripts.exists():  # the transcribe stage's output: corpus text, ASR where it was missing
+        text = pd.read_parquet(transcripts).set_index("id")["text"]
+        corpus.manifest["text"] = corpus.manifest["id"].map(text).fillna("")
     info = embed_corpus(corpus, Segments(segments_path(args.corpus)), args.backbone, cfg, store_path(args.corpus, args.backbone))
     if info["applicable"]:
         print(f"embedded {args.corpus}/{args.backbone}: {info['n']} utterances, dim {info['dims']}")

