@@ -15,33 +15,52 @@ import pandas as pd
 
 from pipeline.io import atomic_dir, atomic_file, read_json, write_json
 from pipeline.paths import experiment_path, predictions_dir
+from pipeline.report_layers import plot_layer_scores
 from pipeline.probe import leaderboard_rows
 
 COLUMNS = ["corpus", "task", "backbone", "head", "split", "uar", "war", "macro_f1", "weighted_f1", "ccc", "n", "layer", "norm"]
 SCORES = ("uar", "war", "macro_f1", "weighted_f1", "ccc")
 
 
-def collect(metrics_dir: Path, corpora: Iterable[str], backbones: Iterable[str], heads: Iterable[str]):
-    """Experiment results and skipped combinations for the runs named in params."""
+def collect(
+    metrics_dir: Path,
+    corpora: Iterable[str],
+    backbones: Iterable[str],
+    heads: Iterable[str],
+    extra: Iterable[tuple[str, str]] = (),
+):
+    """Experiment results and skipped combinations for the runs named in params.
+
+    Probe heads run on every backbone; ``extra`` are further ``(backbone, head)`` experiments
+    (fusion heads with backbone = members joined by '+', fine-tuning heads, the Audio-LLM),
+    read for every corpus.
+    """
     results, skipped = [], []
+    combos = [(b, h, f"probe@{{c}}-{b}-{h}") for b in backbones for h in heads]
+    combos += [(b, h, f"the stage that trains heads.{h} on {{c}}") for b, h in extra]
     for c in corpora:
-        for b in backbones:
-            for h in heads:
-                path = experiment_path(c, b, h, metrics_dir)
-                if not path.exists():
-                    raise FileNotFoundError(f"{path}: missing experiment result; run probe@{c}-{b}-{h}")
-                res = read_json(path)
-                if "skipped" in res:
-                    skipped.append({"corpus": c, "backbone": b, "head": h, "reason": res["skipped"]})
-                else:
-                    results.append(res)
+        for b, h, stage in combos:
+            path = experiment_path(c, b, h, metrics_dir)
+            if not path.exists():
+                raise FileNotFoundError(f"{path}: missing experiment result; run {stage.format(c=c)}")
+            res = read_json(path)
+            if "skipped" in res:
+                skipped.append({"corpus": c, "backbone": b, "head": h, "reason": res["skipped"]})
+            else:
+                results.append(res)
     return results, skipped
 
 
-def build_report(metrics_dir: str | Path, corpora: list[str], backbones: list[str], heads: list[str]) -> dict[str, Any]:
+def build_report(
+    metrics_dir: str | Path,
+    corpora: list[str],
+    backbones: list[str],
+    heads: list[str],
+    extra: Iterable[tuple[str, str]] = (),
+) -> dict[str, Any]:
     """Write leaderboard.json/.md, skipped.json and plots under ``metrics_dir``; return the rows."""
     metrics_dir = Path(metrics_dir)
-    results, skipped_combos = collect(metrics_dir, corpora, backbones, heads)
+    results, skipped_combos = collect(metrics_dir, corpora, backbones, heads, extra)
     rows = [r for res in results for r in leaderboard_rows(res)]
     rows.sort(key=lambda r: (r["corpus"], r["task"], r["split"], -(r["uar"] if r["uar"] is not None else r["ccc"] or 0)))
     write_json(metrics_dir / "leaderboard.json", rows)
@@ -107,6 +126,13 @@ def write_plots(out: Path, metrics_dir: Path, results: list[dict]) -> None:
             name = f"{res['corpus']}-{task}-{res['backbone']}-{res['head']}.csv"
             test[["actual", "predicted"]].to_csv(conf_dir / name, index=False)
     per_class_chart(out / "per_class_accuracy.png", results)
+    layer_csvs = [
+        path
+        for res in results
+        for task in res["tasks"]
+        if (path := predictions_dir(res["corpus"], res["backbone"], res["head"], metrics_dir) / f"{task}_layers.csv").exists()
+    ]
+    plot_layer_scores(layer_csvs, out / "layers.png")
 
 
 def per_class_chart(path: Path, results: list[dict]) -> None:

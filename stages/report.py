@@ -9,13 +9,25 @@ from pipeline.paths import METRICS
 from pipeline.report import build_report
 
 
+def extra_experiments(params: dict) -> list[tuple[str, str]]:
+    """(backbone, head) of the fusion, fine-tuning and Audio-LLM runs named in ``run``."""
+    run = params["run"]
+    extra = [(f["backbone"], f["head"]) for f in run.get("fusions") or []]
+    extra += [(params["heads"][h]["backbone"], h) for h in run.get("finetune") or []]
+    if run.get("audio_llm"):
+        from pipeline.audio_llm.plan import backbone_tag
+
+        extra.append((backbone_tag(params["audio_llm"]), "audio_llm"))
+    return extra
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
     params = load_params(args.params)
     run = section(params, "run")
-    out = build_report(METRICS, run["corpora"], run["backbones"], run["heads"])
+    out = build_report(METRICS, run["corpora"], run["backbones"], run["heads"], extra_experiments(params))
     print(out["markdown"])
 
 

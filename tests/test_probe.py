@@ -30,10 +30,13 @@ def synthetic(tmp_path, seed=0, n_per=30, layers=None):
 
 
 def run(tmp_path, corpus, store, cfg=None):
-    return run_probe(
-        corpus, store, "logreg", cfg or {"C_grid": [0.001, 0.1, 10.0]},
-        model_dir=tmp_path / "m", metrics_path=tmp_path / "metrics.json", predictions_dir=tmp_path / "p",
-    )
+    return run_head(tmp_path, corpus, store, "logreg", cfg or {"C_grid": [0.001, 0.1, 10.0]})
+
+
+def run_head(tmp_path, corpus, store, head, cfg):
+    """Probe with head ``head`` (params ``cfg``), outputs under ``tmp_path`` (m/, metrics.json, p/)."""
+    out = {"model_dir": tmp_path / "m", "metrics_path": tmp_path / "metrics.json", "predictions_dir": tmp_path / "p"}
+    return run_probe(corpus, store, head, cfg, **out)
 
 
 def test_probe_learns_and_writes_the_metrics_contract(tmp_path):

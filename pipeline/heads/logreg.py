@@ -2,6 +2,13 @@
 
 ``C`` is chosen from ``C_grid`` by dev UAR (ties go to the smaller, more regularised C); the model
 is then the one trained on the training split with that C. Test data never enter the selection.
+
+With ``layer: best`` the head also provides ``layer_scores``: every (layer, C) pair scored on dev in
+one batched solve (:mod:`pipeline.heads.batched_logreg`, same objective), after which only the
+winning (layer, C) is refitted here with scikit-learn, the reference implementation. ``sweep: sklearn``
+does the layer sweep with scikit-learn fits instead; ``device`` (auto | cpu | cuda) and ``threads``
+(auto | n CPU threads) apply to the batched sweep. ``standardize: false`` skips the scaler (for
+callers that scale features themselves, e.g. early fusion).
 """
 
 from __future__ import annotations
@@ -30,14 +37,18 @@ class LogRegHead:
         self.max_iter = int(cfg.get("max_iter", 2000))
         self.class_weight = "balanced" if cfg.get("class_weight", "balanced") == "balanced" else None
         self.seed = int(cfg.get("seed", 0))
+        self.standardize = bool(cfg.get("standardize", True))
+        self.sweep = cfg.get("sweep", "batched")
+        self.device = cfg.get("device", "auto")
+        self.threads = cfg.get("threads", "auto")  # CPU threads of the batched sweep
         self.model = None
         self.selection: dict[str, Any] = {}
 
     def _make(self, C: float):
-        return make_pipeline(
-            StandardScaler(),
-            LogisticRegression(C=C, max_iter=self.max_iter, class_weight=self.class_weight, random_state=self.seed),
-        )
+        steps = [StandardScaler()] if self.standardize else []
+        model = LogisticRegression(C=C, max_iter=self.max_iter, class_weight=self.class_weight, random_state=self.seed)
+        steps.append(model)
+        return make_pipeline(*steps)
 
     def fit(self, X_train: np.ndarray, y_train: np.ndarray, X_dev: np.ndarray, y_dev: np.ndarray) -> "LogRegHead":
         scores = {}
@@ -52,6 +63,28 @@ class LogRegHead:
         self.model = models[best]
         self.selection = {"param": "C", "chosen": best, "dev_uar": {str(c): s for c, s in scores.items()}}
         return self
+
+    def layer_scores(self, X_train: np.ndarray, y_train, X_dev: np.ndarray, y_dev) -> dict[str, Any] | None:
+        """Best dev UAR over the C grid for every layer of [N, L, D] features (None: sweep with sklearn)."""
+        if self.sweep == "sklearn":
+            return None
+        from pipeline.heads.batched_logreg import layer_sweep
+
+        out = layer_sweep(
+            X_train, np.asarray(y_train), X_dev, np.asarray(y_dev), self.grid,
+            class_weight="balanced" if self.class_weight else None, max_iter=self.max_iter, device=self.device,
+            threads=self.threads,
+        )
+        uar = out["dev_uar"]  # [L, len(grid)]
+        # per layer, the C the head itself would pick (ties → smaller C): the refit needs no grid
+        chosen = [max(range(len(self.grid)), key=lambda j: (row[j], -self.grid[j])) for row in uar]
+        return {
+            "scores": uar.max(1).tolist(),
+            "refit": [{"C_grid": [self.grid[j]]} for j in chosen],
+            "sweep": "batched",
+            "dev_uar_by_C": {str(c): uar[:, j].tolist() for j, c in enumerate(self.grid)},
+            "unconverged": int((~out["converged"]).sum()),
+        }
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.model.predict(X)

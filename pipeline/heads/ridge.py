@@ -1,7 +1,7 @@
 """Ridge-regression probe for regression tasks (valence, SDS, sentiment score).
 
 ``alpha`` is chosen from ``alpha_grid`` by dev CCC (ties go to the larger, more regularised alpha);
-test data never enter the selection.
+test data never enter the selection. ``standardize: false`` skips the scaler (features already scaled).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ class RidgeHead:
 
     def __init__(self, cfg: dict[str, Any]):
         self.grid = [float(a) for a in cfg.get("alpha_grid", [0.1, 1.0, 10.0, 100.0, 1000.0])]
+        self.standardize = bool(cfg.get("standardize", True))
         self.model = None
         self.selection: dict[str, Any] = {}
 
@@ -32,7 +33,8 @@ class RidgeHead:
         y_train, y_dev = np.asarray(y_train, float), np.asarray(y_dev, float)
         scores, models = {}, {}
         for alpha in self.grid:
-            models[alpha] = make_pipeline(StandardScaler(), Ridge(alpha=alpha)).fit(X_train, y_train)
+            steps = [StandardScaler()] if self.standardize else []
+            models[alpha] = make_pipeline(*steps, Ridge(alpha=alpha)).fit(X_train, y_train)
             scores[alpha] = ccc(y_dev, models[alpha].predict(X_dev))
         best = max(self.grid, key=lambda a: (np.nan_to_num(scores[a], nan=-2.0), a))
         self.model = models[best]
