@@ -13,7 +13,7 @@ def extra_experiments(params: dict) -> list[tuple[str, str]]:
     """(backbone, head) of the fusion, fine-tuning and Audio-LLM runs named in ``run``."""
     run = params["run"]
     extra = [(f["backbone"], f["head"]) for f in run.get("fusions") or []]
-    extra += [(params["heads"][h]["backbone"], h) for h in run.get("finetune") or []]
+    extra += [(f["backbone"], f["head"]) for f in run.get("finetune") or []]
     if run.get("audio_llm"):
         from pipeline.audio_llm.plan import backbone_tag
 
