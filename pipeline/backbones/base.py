@@ -42,6 +42,19 @@ class Backbone:
         self.cfg = dict(cfg)
         self.batch_size = int(cfg.get("batch_size", 8))
 
+    def load_runtime(self, poolings: Sequence[str] = ("mean", "mean+std", "max")) -> None:
+        """Common setup of model-backed backbones: ``model_dir``, ``device``, ``dtype``, ``pooling``.
+
+        Reads ``source``, ``device``, ``precision`` and ``pooling`` from the params section and
+        validates the pooling against ``poolings``.
+        """
+        self.model_dir = resolve_source(self.name, self.cfg.get("source", ""))
+        self.device = resolve_device(self.cfg.get("device", "auto"))
+        self.dtype = torch_dtype(self.device, self.cfg.get("precision", "auto"))
+        self.pooling = self.cfg.get("pooling", "mean")
+        if self.pooling not in poolings:
+            raise BackboneError(f"backbones.{self.name}: pooling must be one of {list(poolings)}, got {self.pooling!r}")
+
     def embed(self, batch: Sequence[Any]) -> list[Embedding]:  # pragma: no cover - interface
         raise NotImplementedError
 

@@ -39,10 +39,7 @@ from pipeline.backbones.base import (
     BackboneError,
     Embedding,
     pool,
-    resolve_device,
     resolve_revision,
-    resolve_source,
-    torch_dtype,
 )
 
 
@@ -115,12 +112,7 @@ class ClipVisionBackbone(Backbone):
         from pipeline.faces import FaceCropper
 
         self._torch = torch
-        self.model_dir = resolve_source(name, cfg.get("source", ""))
-        self.device = resolve_device(cfg.get("device", "auto"))
-        self.dtype = torch_dtype(self.device, cfg.get("precision", "auto"))
-        self.pooling = cfg.get("pooling", "mean")
-        if self.pooling not in POOLINGS:
-            raise BackboneError(f"backbones.{name}: pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        self.load_runtime(POOLINGS)
         self.token = cfg.get("token", "cls")
         if self.token not in ("cls", "mean"):
             raise BackboneError(f"backbones.{name}: token must be 'cls' or 'mean', got {self.token!r}")

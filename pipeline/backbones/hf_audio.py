@@ -75,10 +75,7 @@ from pipeline.backbones.base import (
     BackboneError,
     Embedding,
     pool,
-    resolve_device,
     resolve_revision,
-    resolve_source,
-    torch_dtype,
 )
 
 SAMPLE_RATE = 16000
@@ -245,10 +242,7 @@ class HFAudioBackbone(Backbone):
         from transformers import AutoConfig
 
         self._torch = torch
-        self.model_dir = resolve_source(name, cfg.get("source", ""))
-        self.device = resolve_device(cfg.get("device", "auto"))
-        self.dtype = torch_dtype(self.device, cfg.get("precision", "auto"))
-        self.pooling = cfg.get("pooling", "mean")
+        self.load_runtime()
         self.frame_layer = int(cfg.get("frame_layer", -1))
         self.batch_samples = int(float(cfg.get("batch_seconds", 120)) * SAMPLE_RATE)
         self.ast_pooling = cfg.get("ast_pooling", "tokens")

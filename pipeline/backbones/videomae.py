@@ -35,10 +35,7 @@ from pipeline.backbones.base import (
     BackboneError,
     Embedding,
     pool,
-    resolve_device,
     resolve_revision,
-    resolve_source,
-    torch_dtype,
 )
 from pipeline.backbones.clip_vision import check_model_type, chunks, load_image_processor
 
@@ -66,12 +63,7 @@ class VideoMAEBackbone(Backbone):
         from pipeline.faces import FaceCropper
 
         self._torch = torch
-        self.model_dir = resolve_source(name, cfg.get("source", ""))
-        self.device = resolve_device(cfg.get("device", "auto"))
-        self.dtype = torch_dtype(self.device, cfg.get("precision", "auto"))
-        self.pooling = cfg.get("pooling", "mean")
-        if self.pooling not in POOLINGS:
-            raise BackboneError(f"backbones.{name}: pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        self.load_runtime(POOLINGS)
         self.cropper = FaceCropper.from_cfg(name, cfg)
         self.face_crop = self.cropper.method if self.cropper else "none"
         check_model_type(name, self.model_dir, ("videomae",))
