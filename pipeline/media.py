@@ -71,7 +71,11 @@ def _summarise(stderr: str) -> str:
 
 
 def decode_audio(
-    path: str | Path, sample_rate: int = 16000, start: float | None = None, end: float | None = None
+    path: str | Path,
+    sample_rate: int = 16000,
+    start: float | None = None,
+    end: float | None = None,
+    streams: list[str] | None = None,
 ) -> np.ndarray:
     """Decode the first audio stream of ``path`` to mono float32 at ``sample_rate``.
 
@@ -79,7 +83,7 @@ def decode_audio(
     can slightly exceed 1.0; samples are float, nothing is clipped.
     """
     path = Path(path)
-    if not has_stream(path, "Audio"):
+    if "Audio" not in (streams if streams is not None else probe_streams(path)):
         raise MediaError(path, "no audio stream")
     raw = _run(path, ["-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(sample_rate), "-f", "f32le"], _window(start, end))
     audio = np.frombuffer(raw, dtype="<f4").astype(np.float32)
@@ -92,15 +96,21 @@ def decode_audio(
 
 
 def decode_frames(
-    path: str | Path, fps: float, size: int, start: float | None = None, end: float | None = None
+    path: str | Path,
+    fps: float,
+    size: int,
+    start: float | None = None,
+    end: float | None = None,
+    streams: list[str] | None = None,
 ) -> np.ndarray:
     """Sample RGB frames at ``fps``, letterboxed to ``size``×``size``: uint8 [T, size, size, 3].
 
-    A file without a video stream returns an empty [0, size, size, 3] array (audio-only clips are
+    ``streams`` (from :func:`probe_streams`) saves a probe when the caller already has it. A file
+    without a video stream returns an empty [0, size, size, 3] array (audio-only clips are
     legitimate in several corpora); a video stream that fails to decode raises MediaError.
     """
     path = Path(path)
-    if not has_stream(path, "Video"):
+    if "Video" not in (streams if streams is not None else probe_streams(path)):
         return np.zeros((0, size, size, 3), dtype=np.uint8)
     vf = (
         f"fps={fps},scale={size}:{size}:force_original_aspect_ratio=decrease,"
@@ -130,7 +140,3 @@ def _error_lines(text: str) -> str:
     return "\n".join(
         ln for ln in text.splitlines() if "Invalid" in ln or "moov" in ln or "error" in ln.lower()
     )
-
-
-def has_stream(path: str | Path, kind: str) -> bool:
-    return kind in probe_streams(path)

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from pipeline.io import atomic_dir
 from pipeline.manifest import Corpus
-from pipeline.media import MediaError, decode_audio, decode_frames
+from pipeline.media import MediaError, decode_audio, decode_frames, probe_streams
 from pipeline.zarrio import offsets_from_lengths, read_strings, write_array, write_strings
 
 ON_BAD_MEDIA = ("error", "skip")
@@ -34,12 +34,14 @@ class Decoded:
 
 def _decode_one(uid, audio_path, video_path, start, end, sr: int, fps: float, size: int) -> Decoded:
     try:
-        audio = decode_audio(audio_path, sr, start, end)
-        frames = (
-            decode_frames(video_path, fps, size, start, end)
-            if video_path and fps > 0
-            else np.zeros((0, size, size, 3), np.uint8)
-        )
+        # Probe each file once: audio and video usually come from the same container.
+        streams = {audio_path: probe_streams(audio_path)}
+        audio = decode_audio(audio_path, sr, start, end, streams=streams[audio_path])
+        frames = np.zeros((0, size, size, 3), np.uint8)
+        if video_path and fps > 0:
+            if video_path not in streams:
+                streams[video_path] = probe_streams(video_path)
+            frames = decode_frames(video_path, fps, size, start, end, streams=streams[video_path])
         return Decoded(uid, audio, frames)
     except MediaError as err:
         return Decoded(uid, error=err)

@@ -73,9 +73,7 @@ MODALITIES = {"audio": ("AudioWAV", ".wav"), "audiovisual": ("VideoFlash", ".flv
 def prepare_cremad(cfg: dict[str, Any], out_dir: Path) -> Corpus:
     """Discover the CREMA-D clips and build an actor-independent cross-validation manifest."""
     root = corpus_root(cfg, "cremad")
-    modality = cfg.get("modality", "audio")
-    if modality not in MODALITIES:
-        raise ManifestError(f"params.yaml: corpora.cremad.modality is {modality!r}; allowed: {list(MODALITIES)}")
+    modality = choose(cfg, "cremad", "modality", MODALITIES, "audio")
     protocol = choose(cfg, "cremad", "protocol", ("kfold", "loso"), "kfold")
     folder, suffix = MODALITIES[modality]
 

@@ -140,9 +140,7 @@ def _row(path: Path, fields: dict[str, str], root: Path, with_video: bool) -> di
 def prepare_ravdess(cfg: dict[str, Any], out_dir: Path) -> Corpus:
     """Discover the RAVDESS clips of the chosen modality and build an actor-independent CV manifest."""
     root = corpus_root(cfg, "ravdess")
-    modality = cfg.get("modality", "audio")
-    if modality not in MODALITIES:
-        raise ManifestError(f"params.yaml: corpora.ravdess.modality is {modality!r}; allowed: {list(MODALITIES)}")
+    modality = choose(cfg, "ravdess", "modality", MODALITIES, "audio")
     protocol = choose(cfg, "ravdess", "protocol", ("kfold", "loso"), "kfold")
     song = bool(cfg.get("song", False))
 
