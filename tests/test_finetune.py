@@ -77,7 +77,7 @@ def tiny_hubert(path: Path) -> Path:
 # --- synthetic corpus ---------------------------------------------------------------------------
 
 
-def read_wav(path, sample_rate=16000, start=None, end=None) -> np.ndarray:
+def read_wav(path, sample_rate=16000, start=None, end=None, streams=None) -> np.ndarray:
     """Stand-in for ffmpeg decoding of the 16 kHz mono wavs written here."""
     with wave.open(str(path)) as w:
         return np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32) / 32767
