@@ -1,21 +1,73 @@
-"""The embed driver: (prepared corpus, segments, backbone config) → feature store."""
+"""The embed engine: (prepared corpus, segments, backbone config) → feature store.
+
+How a store is built (the README's "Embedding at scale" section says why):
+
+1. **Keys.** Every item gets a content key: a hash of its model input (the decoded audio or frames,
+   whose keys the segment stage recorded together with the segment parameters, or the transcript)
+   and of the *backbone key* (backbone type, its params minus pure scheduling knobs, the model's
+   revision and the backbone code's version). Identical inputs share one computation.
+2. **Cache.** Computed items live in a content-addressed cache *outside* the DVC output
+   (``embed.cache``, default ``.cache/embed/<backbone key>/``), in cache shards of
+   ``embed.shard_size`` items (small Zarr groups written atomically). DVC deletes a stage's outputs
+   before it runs, so the previous store itself cannot be reused; the cache can. Only items whose
+   key is not cached are computed: adding utterances computes only those, removing some drops them
+   from the assembled store, changing a backbone param changes the backbone key and recomputes all.
+3. **Plan.** The missing items are cut into shards in manifest order and the plan is written to the
+   cache *before* any compute. A rerun after ``kill -9`` reuses the unfinished shards of that plan
+   with the same composition and batches, so the resumed store is bit-identical (on CPU) to an
+   uninterrupted run, and finished shards are never recomputed.
+4. **Compute.** The local executor streams: a background thread reads inputs with bounded
+   prefetch (``embed.prefetch`` batches), items of a shard are batched by length (bucketing, to
+   limit padding), the model runs under ``torch.inference_mode``, and a writer thread stores each
+   finished shard while the next batches compute. ``executor: ray`` hands whole shards to Ray Data
+   actors instead (one per GPU; a shard has exactly one writer).
+5. **Assemble.** The store is written in manifest order from the cache shards, streaming, into a
+   temporary directory renamed into place with ``complete`` set last.
+
+Peak memory is bounded by the prefetch depth, a few shards and one Zarr write buffer, never by the
+corpus size.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import inspect
+import json
+import os
+import queue
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+import zarr
 from tqdm import tqdm
 
 import pipeline
 from pipeline.backbones import backbone_class, build_backbone
+from pipeline.backbones.base import Backbone
 from pipeline.config import params_hash
+from pipeline.io import atomic_dir, atomic_file
 from pipeline.manifest import Corpus
-from pipeline.segments import Segments
-from pipeline.store import write_not_applicable, write_store
+from pipeline.segments import Segments, content_key
+from pipeline.store import write_not_applicable
+from pipeline.zarrio import ArrayAppender, offsets_from_lengths, read_strings, write_array, write_strings
+
+DEFAULTS: dict[str, Any] = {
+    "executor": "local",  # local | ray
+    "shard_size": 256,  # items per cache shard: the unit of resume, of writing and of distribution
+    "prefetch": 4,  # batches read ahead of the model
+    "cache": ".cache/embed",  # content-addressed cache of computed shards (outside DVC outputs)
+    "ray": {"address": None, "workers": 2, "cpus_per_worker": 1, "gpus_per_worker": 0},
+}
+# Backbone params that change how work is scheduled, not what is computed: not part of the key.
+SCHEDULING_KEYS = ("batch_size", "batch_seconds")
+EXECUTORS = ("local", "ray")
+CACHE_ENV = "AFFECTBENCH_EMBED_CACHE"  # overrides embed.cache (e.g. a shared filesystem for Ray)
 
 
 def code_version(cls: type) -> str:
@@ -32,23 +84,334 @@ def not_applicable_reason(modality: str, corpus: Corpus, segments: Segments) -> 
     return None
 
 
-def _inputs(modality: str, ids: list[str], corpus: Corpus, segments: Segments) -> Iterator[Any]:
+def engine_config(cfg: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``embed`` params section over :data:`DEFAULTS` (``ray`` merged key by key)."""
+    out = {**DEFAULTS, **(cfg or {})}
+    out["ray"] = {**DEFAULTS["ray"], **((cfg or {}).get("ray") or {})}
+    unknown = set(out) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"embed: unknown option(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    if out["executor"] not in EXECUTORS:
+        raise ValueError(f"embed.executor must be one of {EXECUTORS}, got {out['executor']!r}")
+    if int(out["shard_size"]) < 1 or int(out["prefetch"]) < 1:
+        raise ValueError("embed.shard_size and embed.prefetch must be >= 1")
+    out["cache"] = os.environ.get(CACHE_ENV) or out["cache"]
+    return out
+
+
+def backbone_key(cfg: dict[str, Any], cls: type, revision: Any) -> str:
+    """What determines a backbone's output: type, params (minus scheduling), revision, code."""
+    spec = {k: v for k, v in cfg.items() if k not in SCHEDULING_KEYS}
+    blob = json.dumps({"type": cls.type_name, "cfg": spec, "revision": revision, "code": code_version(cls)}, sort_keys=True, default=str)
+    return content_key(blob)
+
+
+# ---------------------------------------------------------------------------------------------
+# Items: what the model sees, addressed by content.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Items:
+    """The store's items in manifest order: ids, cache keys, and how to load each input."""
+
+    modality: str
+    segments: Segments
+    ids: list[str]
+    keys: list[str]  # per id (duplicates share a key)
+    lengths: np.ndarray  # per id: samples, frames or characters (for bucketing)
+    text: list[str] | None = None
+    by_key: dict[str, int] = field(default_factory=dict)  # key → first position
+    seg_index: list[int] | None = None  # position → segments row (None: the same)
+
+    def load(self, pos: int) -> Any:
+        if self.modality == "text":
+            return self.text[pos]
+        row = pos if self.seg_index is None else self.seg_index[pos]
+        if self.modality == "video":
+            return self.segments.frames_at(row)
+        return self.segments.audio_at(row)
+
+
+def collect_items(corpus: Corpus, segments: Segments, modality: str, bkey: str) -> Items:
+    ids = segments.ids
+    text = None
     if modality == "text":
-        text = dict(zip(corpus.manifest["id"], corpus.manifest["text"]))
-        for uid in ids:
-            yield text[uid]
-    elif modality == "video":
-        for uid in ids:
-            yield segments.frames(uid)
+        by_id = dict(zip(corpus.manifest["id"], corpus.manifest["text"]))
+        text = [str(by_id[u]) for u in ids]
+        inputs = [content_key("text", t) for t in text]
+        lengths = np.array([len(t) for t in text])
     else:
-        for uid in ids:
-            yield segments.audio(uid)
+        inputs = segments.keys(modality)
+        lengths = segments.lengths(modality)
+    keys = [content_key(bkey, k) for k in inputs]
+    by_key: dict[str, int] = {}
+    for pos, k in enumerate(keys):
+        by_key.setdefault(k, pos)
+    return Items(modality, segments, ids, keys, lengths, text, by_key)
+
+
+# ---------------------------------------------------------------------------------------------
+# The cache: <cache>/<backbone key>/{plans/*.json, shards/<id>.zarr}
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Shard:
+    id: str
+    keys: list[str]
+
+
+class Cache:
+    def __init__(self, root: str | Path, bkey: str):
+        self.dir = Path(root) / bkey
+        self.shards_dir = self.dir / "shards"
+        self.plans_dir = self.dir / "plans"
+
+    def shard_path(self, sid: str) -> Path:
+        return self.shards_dir / f"{sid}.zarr"
+
+    def done(self) -> dict[str, tuple[str, int]]:
+        """key → (shard id, row) for every finished shard."""
+        found: dict[str, tuple[str, int]] = {}
+        if not self.shards_dir.is_dir():
+            return found
+        for path in sorted(self.shards_dir.glob("*.zarr")):
+            try:
+                group = zarr.open_group(str(path), mode="r")
+            except Exception:  # noqa: BLE001 - unreadable leftovers are recomputed
+                continue
+            if not group.attrs.get("complete"):
+                continue
+            for row, key in enumerate(read_strings(group["keys"])):
+                found.setdefault(key, (path.stem, row))
+        return found
+
+    def pending(self) -> list[Shard]:
+        """Shards planned by earlier runs (finished or not), oldest plan first."""
+        shards: list[Shard] = []
+        if self.plans_dir.is_dir():
+            for plan in sorted(self.plans_dir.glob("*.json"), key=lambda p: (p.stat().st_mtime, p.name)):
+                shards += [Shard(s["id"], s["keys"]) for s in json.loads(plan.read_text())["shards"]]
+        return shards
+
+    def plan(self, items: Items, shard_size: int, describe: dict[str, Any]) -> tuple[list[Shard], int]:
+        """Shards to compute now (reusing unfinished planned shards), and the number of cached items."""
+        done = self.done()
+        missing = [k for k in items.by_key if k not in done]
+        missing_set = set(missing)
+        todo: list[Shard] = []
+        for shard in self.pending():  # an interrupted run's shards keep their composition
+            if shard.id not in {s.id for s in todo} and shard.keys and missing_set.issuperset(shard.keys):
+                todo.append(shard)
+                missing_set.difference_update(shard.keys)
+        rest = [k for k in missing if k in missing_set]  # manifest order
+        new = []
+        for i in range(0, len(rest), shard_size):
+            keys = rest[i : i + shard_size]
+            new.append(Shard(content_key(*keys)[:24], keys))
+        if new:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            (self.dir / "backbone.json").write_text(json.dumps(describe, indent=2, sort_keys=True, default=str))
+            with atomic_file(self.plans_dir / f"{time.strftime('%Y%m%dT%H%M%S')}-{new[0].id}.json") as f:
+                json.dump({"shards": [{"id": s.id, "keys": s.keys} for s in new]}, f)
+        return todo + new, len(items.by_key) - len(missing)
+
+
+# ---------------------------------------------------------------------------------------------
+# Computing one shard (shared by the local and the Ray executor).
+# ---------------------------------------------------------------------------------------------
+
+
+def shard_batches(shard: Shard, items: Items, batch_size: int) -> list[list[int]]:
+    """Row indices of ``shard`` grouped into batches of similar input length (longest first)."""
+    lengths = [int(items.lengths[items.by_key[k]]) for k in shard.keys]
+    order = sorted(range(len(shard.keys)), key=lambda r: (-lengths[r], r))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def run_backbone(backbone: Backbone, inputs: list[Any]):
+    import torch
+
+    with torch.inference_mode():
+        return backbone.embed(inputs)
+
+
+def write_cache_shard(path: Path, shard: Shard, pooled: list[np.ndarray], frames: list[np.ndarray | None]) -> None:
+    """One finished shard, atomically: ``keys``, ``pooled``, and ``frames`` + ``offsets`` if any."""
+    with atomic_dir(path) as tmp:
+        group = zarr.open_group(str(tmp), mode="w")
+        write_strings(group, "keys", shard.keys)
+        write_array(group, "pooled", np.stack(pooled).astype(np.float32))
+        if all(f is not None for f in frames):
+            write_array(group, "frames", np.concatenate(frames).astype(np.float32))
+            write_array(group, "offsets", offsets_from_lengths([len(f) for f in frames]))
+        group.attrs["complete"] = True
+
+
+def compute_shard(backbone: Backbone, items: Items, shard: Shard, cache: Cache) -> None:
+    """Compute and write one shard without background threads (the Ray worker's loop)."""
+    pooled: list[Any] = [None] * len(shard.keys)
+    frames: list[Any] = [None] * len(shard.keys)
+    for rows in shard_batches(shard, items, backbone.batch_size):
+        embs = run_backbone(backbone, [items.load(items.by_key[shard.keys[r]]) for r in rows])
+        for r, emb in zip(rows, embs):
+            pooled[r], frames[r] = emb.pooled, emb.frames
+    write_cache_shard(cache.shard_path(shard.id), shard, pooled, frames)
+
+
+def _prefetch(gen: Iterator[Any], depth: int) -> Iterator[Any]:
+    """Run ``gen`` in a background thread, at most ``depth`` results ahead of the consumer."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def work() -> None:
+        try:
+            for item in gen:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(end)
+        except BaseException as err:  # noqa: BLE001 - re-raised in the consumer
+            q.put(err)
+
+    thread = threading.Thread(target=work, daemon=True, name="embed-prefetch")
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is end:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+def run_local(backbone: Backbone, items: Items, shards: list[Shard], cache: Cache, prefetch: int, bar: tqdm) -> None:
+    """Stream the shards through the model: read ahead, compute, write behind."""
+
+    def batches() -> Iterator[tuple[int, list[int], list[Any]]]:
+        for s, shard in enumerate(shards):
+            for rows in shard_batches(shard, items, backbone.batch_size):
+                yield s, rows, [items.load(items.by_key[shard.keys[r]]) for r in rows]
+
+    results: dict[int, tuple[list[Any], list[Any], int]] = {}
+    writes: list[Future] = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-writer") as writer:
+        for s, rows, inputs in _prefetch(batches(), prefetch):
+            shard = shards[s]
+            pooled, frames, left = results.setdefault(s, ([None] * len(shard.keys), [None] * len(shard.keys), len(shard.keys)))
+            for r, emb in zip(rows, run_backbone(backbone, inputs)):
+                pooled[r], frames[r] = emb.pooled, emb.frames
+            left -= len(rows)
+            results[s] = (pooled, frames, left)
+            bar.update(len(rows))
+            if left == 0:
+                del results[s]
+                while writes and (writes[0].done() or len(writes) >= 2):
+                    writes.pop(0).result()  # re-raises a failed write; at most two shards queued
+                writes.append(writer.submit(write_cache_shard, cache.shard_path(shard.id), shard, pooled, frames))
+        for w in writes:
+            w.result()
+
+
+# ---------------------------------------------------------------------------------------------
+# Assembling the store from the cache.
+# ---------------------------------------------------------------------------------------------
+
+
+class _ShardReader:
+    """A few open cache shards (pooled rows in memory, frames read per item)."""
+
+    def __init__(self, cache: Cache, keep: int = 4):
+        self.cache, self.keep = cache, keep
+        self.open: OrderedDict[str, tuple[zarr.Group, np.ndarray, np.ndarray | None]] = OrderedDict()
+
+    def get(self, sid: str):
+        if sid in self.open:
+            self.open.move_to_end(sid)
+            return self.open[sid]
+        group = zarr.open_group(str(self.cache.shard_path(sid)), mode="r")
+        entry = (group, group["pooled"][...], group["offsets"][...] if "offsets" in group else None)
+        self.open[sid] = entry
+        if len(self.open) > self.keep:
+            self.open.popitem(last=False)
+        return entry
+
+
+def assemble_store(out_path: str | Path, items: Items, cache: Cache, attrs: dict[str, Any], want_frames: bool) -> dict[str, Any]:
+    done = cache.done()
+    lost = [u for u, k in zip(items.ids, items.keys) if k not in done]
+    if lost:
+        raise RuntimeError(f"{cache.dir}: {len(lost)} items missing from the embed cache after computing, e.g. {lost[:3]}")
+    reader = _ShardReader(cache)
+    located = [done[k] for k in items.keys]
+    # frame features only when every shard has them
+    sids = sorted({sid for sid, _ in located})
+    frame_lengths: list[int] | None = []
+    for sid in sids:
+        _, _, offsets = reader.get(sid)
+        if offsets is None:
+            frame_lengths = None
+            break
+    if not want_frames:
+        frame_lengths = None
+    _, first, _ = reader.get(located[0][0])
+    with atomic_dir(out_path) as tmp:
+        group = zarr.open_group(str(tmp), mode="w")
+        write_strings(group, "ids", items.ids)
+        pooled_out = ArrayAppender(group, "pooled", first.shape[1:], np.float32)
+        frames_out = None
+        for uid, (sid, row) in tqdm(list(zip(items.ids, located)), desc="assemble store", unit="utt", leave=False):
+            shard_group, pooled, offsets = reader.get(sid)
+            pooled_out.append(pooled[row : row + 1])
+            if frame_lengths is not None:
+                feats = shard_group["frames"][int(offsets[row]) : int(offsets[row + 1])]
+                if frames_out is None:
+                    frames_out = ArrayAppender(group, "frames", feats.shape[1:], np.float32)
+                frames_out.append(feats)
+                frame_lengths.append(len(feats))
+        pooled_arr = pooled_out.close()
+        if frames_out is not None:
+            frames_out.close()
+            write_array(group, "offsets", offsets_from_lengths(frame_lengths))
+        meta = dict(attrs)
+        meta.update(
+            applicable=True,
+            n_items=len(items.ids),
+            dims=int(pooled_arr.shape[-1]),
+            layers=int(pooled_arr.shape[1]) if pooled_arr.ndim == 3 else None,
+            dtype=str(pooled_arr.dtype),
+            has_frames=frames_out is not None,
+        )
+        group.attrs.update(meta)
+        group.attrs["complete"] = True  # written last: the store is usable from here on
+    return {"dims": int(pooled_arr.shape[-1])}
+
+
+# ---------------------------------------------------------------------------------------------
+# The driver.
+# ---------------------------------------------------------------------------------------------
 
 
 def embed_corpus(
-    corpus: Corpus, segments: Segments, name: str, cfg: dict[str, Any], out_path: str | Path
+    corpus: Corpus,
+    segments: Segments,
+    name: str,
+    cfg: dict[str, Any],
+    out_path: str | Path,
+    engine: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run backbone ``name`` over every segmented utterance and write its store."""
+    """Run backbone ``name`` over every segmented utterance (cached ones excepted); write its store."""
+    eng = engine_config(engine)
     cls = backbone_class(cfg.get("type", ""))
     attrs = {
         "backbone": name,
@@ -64,30 +427,24 @@ def embed_corpus(
         return {"applicable": False, "reason": reason}
 
     backbone = build_backbone(name, cfg)
-    ids = segments.ids
-    pooled, frames = [], []
-    batch: list[Any] = []
-    bar = tqdm(total=len(ids), desc=f"embed {corpus.name}/{name}", unit="utt")
-
-    def flush() -> None:
-        for emb in backbone.embed(batch):
-            pooled.append(emb.pooled)
-            frames.append(emb.frames)
-        bar.update(len(batch))
-        batch.clear()
-
-    for item in _inputs(cls.modality, ids, corpus, segments):
-        batch.append(item)
-        if len(batch) >= backbone.batch_size:
-            flush()
-    if batch:
-        flush()
-    bar.close()
-
     described = backbone.describe()
     if cls.modality == "video" and described.get("frame_rate") is None:
         described["frame_rate"] = segments.fps
     attrs.update(described)
-    has_frames = backbone.has_frames and all(f is not None for f in frames)
-    write_store(out_path, ids=ids, pooled=np.stack(pooled), frames=frames if has_frames else None, attrs=attrs)
-    return {"applicable": True, "n": len(ids), "dims": int(pooled[0].shape[-1])}
+    bkey = backbone_key(cfg, cls, described.get("revision"))
+    items = collect_items(corpus, segments, cls.modality, bkey)
+    cache = Cache(eng["cache"], bkey)
+    shards, cached = cache.plan(items, int(eng["shard_size"]), {"backbone": name, **attrs})
+    n_todo = sum(len(s.keys) for s in shards)
+    print(f"embed {corpus.name}/{name}: {len(items.by_key)} distinct inputs, {cached} cached, "
+          f"{n_todo} to compute in {len(shards)} shard(s) [{eng['executor']}, cache {cache.dir}]", flush=True)
+    bar = tqdm(total=n_todo, desc=f"embed {corpus.name}/{name}", unit="utt")
+    if shards and eng["executor"] == "ray":
+        from pipeline.embed_ray import run_ray
+
+        run_ray(name, cfg, corpus, segments, items, shards, cache, eng["ray"], bar)
+    elif shards:
+        run_local(backbone, items, shards, cache, int(eng["prefetch"]), bar)
+    bar.close()
+    info = assemble_store(out_path, items, cache, attrs, want_frames=backbone.has_frames)
+    return {"applicable": True, "n": len(items.ids), "dims": info["dims"], "cached": cached, "computed": n_todo, "shards": len(shards)}

@@ -8,6 +8,9 @@ listed in the segment report (``on_bad_media: skip``) — never dropped silently
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +22,7 @@ from tqdm import tqdm
 from pipeline.io import atomic_dir
 from pipeline.manifest import Corpus
 from pipeline.media import MediaError, decode_audio, decode_frames, probe_streams
-from pipeline.zarrio import offsets_from_lengths, read_strings, write_array, write_strings
+from pipeline.zarrio import ArrayAppender, offsets_from_lengths, read_strings, write_array, write_strings
 
 ON_BAD_MEDIA = ("error", "skip")
 
@@ -47,6 +50,15 @@ def _decode_one(uid, audio_path, video_path, start, end, sr: int, fps: float, si
         return Decoded(uid, error=err)
 
 
+def content_key(*parts: bytes | str) -> str:
+    """A 128-bit BLAKE2b hex digest of ``parts`` (decoded samples, segment parameters, text)."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        h.update(part.encode() if isinstance(part, str) else part)
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
 def segment_corpus(
     corpus: Corpus,
     out_path: str | Path,
@@ -57,7 +69,13 @@ def segment_corpus(
     on_bad_media: str = "error",
     workers: int = 2,
 ) -> list[dict]:
-    """Decode every utterance of ``corpus`` into ``out_path``; return the skipped-file report."""
+    """Decode every utterance of ``corpus`` into ``out_path``; return the skipped-file report.
+
+    Streaming: decoded items are appended to the store shard by shard as they arrive, with at most
+    a few decodes in flight, so memory does not grow with the corpus. Each item also gets content
+    keys (``audio_key``, ``frames_key``: hashes of the decoded samples and the segment parameters)
+    that the embed stage's cache is keyed on.
+    """
     if on_bad_media not in ON_BAD_MEDIA:
         raise ValueError(f"on_bad_media must be one of {ON_BAD_MEDIA}, got {on_bad_media!r}")
     df = corpus.manifest
@@ -65,36 +83,66 @@ def segment_corpus(
     starts = _bounds(df, "start")
     ends = _bounds(df, "end")
     jobs = list(zip(df["id"], df["audio"], df["video"], starts, ends))
-    ok: list[Decoded] = []
     skipped: list[dict] = []
-    # ffmpeg runs in subprocesses, so threads overlap the decoding without fighting the GIL.
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        results = pool.map(lambda j: _decode_one(*j, sample_rate, fps, frame_size), jobs)
-        for res in tqdm(results, total=len(jobs), desc=f"segment {corpus.name}", unit="utt"):
-            if res.error is None:
-                ok.append(res)
-                continue
-            if on_bad_media == "error":
-                pool.shutdown(cancel_futures=True)
-                raise res.error
-            skipped.append({"id": res.uid, "file": res.error.path, "reason": res.error.reason})
-    if not ok:
-        raise MediaError(corpus.root, "no utterance could be decoded")
-
+    ids: list[str] = []
+    audio_lengths: list[int] = []
+    frame_lengths: list[int] = []
+    audio_keys: list[str] = []
+    frame_keys: list[str] = []
+    audio_params = f"sr={sample_rate}"
+    video_params = f"fps={fps},size={frame_size}"
+    workers = max(1, workers)
     with atomic_dir(out_path) as tmp:
         group = zarr.open_group(str(tmp), mode="w")
-        write_strings(group, "ids", [d.uid for d in ok])
-        write_array(group, "audio", np.concatenate([d.audio for d in ok]))
-        write_array(group, "audio_offsets", offsets_from_lengths([len(d.audio) for d in ok]))
-        write_array(group, "frames", np.concatenate([d.frames for d in ok]))
-        write_array(group, "frame_offsets", offsets_from_lengths([len(d.frames) for d in ok]))
+        audio_out = ArrayAppender(group, "audio", (), np.float32)
+        frames_out = ArrayAppender(group, "frames", (frame_size, frame_size, 3), np.uint8)
+        # ffmpeg runs in subprocesses, so threads overlap the decoding without fighting the GIL;
+        # a window of 4 × workers jobs in flight keeps memory bounded (pool.map would queue all).
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            decode = lambda j: _decode_one(*j, sample_rate, fps, frame_size)  # noqa: E731
+            window: deque = deque()
+            todo = iter(jobs)
+            for job in itertools.islice(todo, 4 * workers):
+                window.append(pool.submit(decode, job))
+            bar = tqdm(total=len(jobs), desc=f"segment {corpus.name}", unit="utt")
+            while window:
+                res = window.popleft().result()
+                for job in itertools.islice(todo, 1):
+                    window.append(pool.submit(decode, job))
+                bar.update()
+                if res.error is not None:
+                    if on_bad_media == "error":
+                        for fut in window:
+                            fut.cancel()
+                        raise res.error
+                    skipped.append({"id": res.uid, "file": res.error.path, "reason": res.error.reason})
+                    continue
+                audio = np.ascontiguousarray(res.audio, dtype=np.float32)
+                frames = np.ascontiguousarray(res.frames, dtype=np.uint8)
+                ids.append(res.uid)
+                audio_out.append(audio)
+                frames_out.append(frames)
+                audio_lengths.append(len(audio))
+                frame_lengths.append(len(frames))
+                audio_keys.append(content_key(audio_params, audio.tobytes()))
+                frame_keys.append(content_key(video_params, frames.tobytes()) if len(frames) else "")
+            bar.close()
+        if not ids:
+            raise MediaError(corpus.root, "no utterance could be decoded")
+        audio_out.close()
+        frames_out.close()
+        write_strings(group, "ids", ids)
+        write_array(group, "audio_offsets", offsets_from_lengths(audio_lengths))
+        write_array(group, "frame_offsets", offsets_from_lengths(frame_lengths))
+        write_strings(group, "audio_key", audio_keys)
+        write_strings(group, "frames_key", frame_keys)
         group.attrs.update(
             {
                 "corpus": corpus.name,
                 "sample_rate": sample_rate,
                 "fps": fps,
                 "frame_size": frame_size,
-                "n_items": len(ok),
+                "n_items": len(ids),
                 "n_skipped": len(skipped),
             }
         )
@@ -123,12 +171,33 @@ class Segments:
         self._frame_off = self.group["frame_offsets"][:]
 
     def audio(self, uid: str) -> np.ndarray:
-        i = self.index[uid]
-        return self.group["audio"][self._audio_off[i] : self._audio_off[i + 1]]
+        return self.audio_at(self.index[uid])
 
     def frames(self, uid: str) -> np.ndarray:
-        i = self.index[uid]
+        return self.frames_at(self.index[uid])
+
+    def audio_at(self, i: int) -> np.ndarray:
+        return self.group["audio"][self._audio_off[i] : self._audio_off[i + 1]]
+
+    def frames_at(self, i: int) -> np.ndarray:
         return self.group["frames"][self._frame_off[i] : self._frame_off[i + 1]]
+
+    def lengths(self, modality: str) -> np.ndarray:
+        """Per-item input lengths (samples for audio, frames for video), in store order."""
+        return np.diff(self._frame_off if modality == "video" else self._audio_off)
+
+    def keys(self, modality: str) -> list[str]:
+        """Content keys of every item's audio (or frames, for ``video``), in store order."""
+        name = "frames_key" if modality == "video" else "audio_key"
+        if name not in self.group:
+            raise FileNotFoundError(f"{self.path}: no {name} array (written by an older version); rerun the segment stage")
+        return read_strings(self.group[name])
+
+    def params(self, modality: str) -> str:
+        attrs = self.group.attrs
+        if modality == "video":
+            return f"fps={attrs['fps']},size={attrs['frame_size']}"
+        return f"sr={attrs['sample_rate']}"
 
     def duration(self, uid: str) -> float:
         i = self.index[uid]

@@ -25,28 +25,74 @@ def _rows_per_chunk(row_shape: Sequence[int], itemsize: int) -> int:
     return max(1, CHUNK_BYTES // row_bytes)
 
 
-def write_array(group: zarr.Group, name: str, data: np.ndarray, fill_value=None) -> zarr.Array:
-    """Write ``data`` as a sharded, compressed array ``name`` in ``group``."""
-    data = np.asarray(data)
-    rows = _rows_per_chunk(data.shape[1:], data.dtype.itemsize)
-    rows = min(rows, max(1, data.shape[0]))
-    chunks = (rows, *data.shape[1:])
-    shards = (rows * CHUNKS_PER_SHARD, *data.shape[1:])
-    if fill_value is None and np.issubdtype(data.dtype, np.floating):
+def _create(group: zarr.Group, name: str, shape: tuple[int, ...], dtype, fill_value=None) -> zarr.Array:
+    dtype = np.dtype(dtype)
+    rows = _rows_per_chunk(shape[1:], dtype.itemsize)
+    if shape[0]:  # a known, small array gets one chunk; an appendable one (0 rows) keeps the budget
+        rows = min(rows, shape[0])
+    if fill_value is None and np.issubdtype(dtype, np.floating):
         # NaN marks rows that were never written (Zarr skips empty chunks by default).
         fill_value = np.nan
-    arr = group.create_array(
+    return group.create_array(
         name,
-        shape=data.shape,
-        dtype=data.dtype,
-        chunks=chunks,
-        shards=shards,
+        shape=shape,
+        dtype=dtype,
+        chunks=(rows, *shape[1:]),
+        shards=(rows * CHUNKS_PER_SHARD, *shape[1:]),
         compressors=BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle"),
         fill_value=fill_value,
     )
+
+
+def write_array(group: zarr.Group, name: str, data: np.ndarray, fill_value=None) -> zarr.Array:
+    """Write ``data`` as a sharded, compressed array ``name`` in ``group``."""
+    data = np.asarray(data)
+    arr = _create(group, name, data.shape, data.dtype, fill_value)
     if data.size:
         arr[...] = data
     return arr
+
+
+class ArrayAppender:
+    """Grow an array ``name`` row block by row block with bounded memory.
+
+    Rows are buffered until a whole shard (the unit of writing) is full and then appended, so a
+    shard is written once instead of being read back and rewritten for every small append. Used
+    where the total size is not known up front or the data does not fit in memory (segmenting a
+    large corpus, assembling a feature store from cache shards). Call :meth:`close` at the end.
+    """
+
+    def __init__(self, group: zarr.Group, name: str, row_shape: Sequence[int], dtype, fill_value=None):
+        self.array = _create(group, name, (0, *row_shape), dtype, fill_value)
+        self.row_shape = tuple(row_shape)
+        self.dtype = np.dtype(dtype)
+        self.shard_rows = self.array.shards[0]
+        self._buf: list[np.ndarray] = []
+        self._buffered = 0
+        self.rows = 0
+
+    def append(self, rows: np.ndarray) -> None:
+        rows = np.asarray(rows, dtype=self.dtype)
+        if rows.shape[1:] != self.row_shape:
+            raise ValueError(f"{self.array.name}: rows of shape {rows.shape[1:]}, expected {self.row_shape}")
+        if not len(rows):
+            return
+        self._buf.append(rows)
+        self._buffered += len(rows)
+        self.rows += len(rows)
+        if self._buffered >= self.shard_rows:
+            data = np.concatenate(self._buf)
+            whole = (len(data) // self.shard_rows) * self.shard_rows
+            self.array.append(data[:whole])
+            rest = data[whole:]
+            self._buf = [rest] if len(rest) else []
+            self._buffered = len(rest)
+
+    def close(self) -> zarr.Array:
+        if self._buffered:
+            self.array.append(np.concatenate(self._buf))
+        self._buf, self._buffered = [], 0
+        return self.array
 
 
 def write_strings(group: zarr.Group, name: str, values: Sequence[str]) -> zarr.Array:

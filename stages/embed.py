@@ -19,9 +19,15 @@ def main(args, params) -> None:
     if transcripts.exists():  # the transcribe stage's output: corpus text, ASR where it was missing
         text = pd.read_parquet(transcripts).set_index("id")["text"]
         corpus.manifest["text"] = corpus.manifest["id"].map(text).fillna("")
-    info = embed_corpus(corpus, Segments(segments_path(args.corpus)), args.backbone, cfg, store_path(args.corpus, args.backbone))
+    segments = Segments(segments_path(args.corpus))
+    out = store_path(args.corpus, args.backbone)
+    # params `embed` (executor, cache, shard size) schedule the work; they do not change results.
+    info = embed_corpus(corpus, segments, args.backbone, cfg, out, engine=params.get("embed"))
     if info["applicable"]:
-        print(f"embedded {args.corpus}/{args.backbone}: {info['n']} utterances, dim {info['dims']}")
+        print(
+            f"embedded {args.corpus}/{args.backbone}: {info['n']} utterances, dim {info['dims']} "
+            f"({info['computed']} computed, {info['cached']} from the embed cache)"
+        )
     else:
         print(f"skipped {args.corpus}/{args.backbone}: {info['reason']}")
 
