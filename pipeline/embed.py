@@ -66,6 +66,10 @@ DEFAULTS: dict[str, Any] = {
 }
 # Backbone params that change how work is scheduled, not what is computed: not part of the key.
 SCHEDULING_KEYS = ("batch_size", "batch_seconds")
+# Per-run counters some backbones report (inputs padded or windowed): they describe what *this* run
+# computed, which depends on the cache, so they are printed rather than stored (a resumed store
+# must equal an uninterrupted one, attributes included).
+RUN_COUNTERS = ("n_padded", "n_windowed")
 EXECUTORS = ("local", "ray")
 CACHE_ENV = "AFFECTBENCH_EMBED_CACHE"  # overrides embed.cache (e.g. a shared filesystem for Ray)
 
@@ -354,31 +358,32 @@ def assemble_store(out_path: str | Path, items: Items, cache: Cache, attrs: dict
         raise RuntimeError(f"{cache.dir}: {len(lost)} items missing from the embed cache after computing, e.g. {lost[:3]}")
     reader = _ShardReader(cache)
     located = [done[k] for k in items.keys]
+    # runs of consecutive items stored in consecutive rows of one shard: read once per run
+    runs: list[list[Any]] = []
+    for sid, row in located:
+        if runs and runs[-1][0] == sid and runs[-1][2] == row:
+            runs[-1][2] += 1
+        else:
+            runs.append([sid, row, row + 1])
     # frame features only when every shard has them
     sids = sorted({sid for sid, _ in located})
-    frame_lengths: list[int] | None = []
-    for sid in sids:
-        _, _, offsets = reader.get(sid)
-        if offsets is None:
-            frame_lengths = None
-            break
-    if not want_frames:
-        frame_lengths = None
+    with_frames = want_frames and all(reader.get(sid)[2] is not None for sid in sids)
+    frame_lengths: list[int] = []
     _, first, _ = reader.get(located[0][0])
     with atomic_dir(out_path) as tmp:
         group = zarr.open_group(str(tmp), mode="w")
         write_strings(group, "ids", items.ids)
         pooled_out = ArrayAppender(group, "pooled", first.shape[1:], np.float32)
         frames_out = None
-        for uid, (sid, row) in tqdm(list(zip(items.ids, located)), desc="assemble store", unit="utt", leave=False):
+        for sid, start, stop in tqdm(runs, desc="assemble store", unit="run", leave=False):
             shard_group, pooled, offsets = reader.get(sid)
-            pooled_out.append(pooled[row : row + 1])
-            if frame_lengths is not None:
-                feats = shard_group["frames"][int(offsets[row]) : int(offsets[row + 1])]
+            pooled_out.append(pooled[start:stop])
+            if with_frames:
+                feats = shard_group["frames"][int(offsets[start]) : int(offsets[stop])]
                 if frames_out is None:
                     frames_out = ArrayAppender(group, "frames", feats.shape[1:], np.float32)
                 frames_out.append(feats)
-                frame_lengths.append(len(feats))
+                frame_lengths += np.diff(offsets[start : stop + 1]).tolist()
         pooled_arr = pooled_out.close()
         if frames_out is not None:
             frames_out.close()
@@ -427,7 +432,7 @@ def embed_corpus(
         return {"applicable": False, "reason": reason}
 
     backbone = build_backbone(name, cfg)
-    described = backbone.describe()
+    described = {k: v for k, v in backbone.describe().items() if k not in RUN_COUNTERS}
     if cls.modality == "video" and described.get("frame_rate") is None:
         described["frame_rate"] = segments.fps
     attrs.update(described)
@@ -446,5 +451,8 @@ def embed_corpus(
     elif shards:
         run_local(backbone, items, shards, cache, int(eng["prefetch"]), bar)
     bar.close()
+    counters = {k: v for k, v in backbone.describe().items() if k in RUN_COUNTERS and v}
+    if counters and eng["executor"] == "local":
+        print(f"embed {corpus.name}/{name}: {counters}", flush=True)
     info = assemble_store(out_path, items, cache, attrs, want_frames=backbone.has_frames)
     return {"applicable": True, "n": len(items.ids), "dims": info["dims"], "cached": cached, "computed": n_todo, "shards": len(shards)}
