@@ -1,6 +1,6 @@
 """Benchmark 1: the embed stage vs a seed-style loop, same model, same corpus, one run.
 
-    python benchmarks/embed_vs_seed.py                 # 200 clips of 2-4 s, wav2vec2-base architecture
+    python benchmarks/embed_vs_seed.py                 # 100 clips of 2-4 s, wav2vec2-base architecture
     python benchmarks/embed_vs_seed.py --n 500 --device cuda
 
 Seed style (what the user scripts did): for each file, decode it, run the model at batch size 1,
@@ -41,7 +41,7 @@ def seed_loop(corpus, model_dir: Path, out: Path, device: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--model", choices=["base", "small"], default="base")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--workdir", type=Path, default=None)

@@ -1,6 +1,6 @@
 """Benchmark 3: adding 10 % more utterances / a full run of the embed stage (target <= 0.12).
 
-    python benchmarks/incremental.py                      # 200 clips + 20 new, wav2vec2-base architecture
+    python benchmarks/incremental.py                      # 100 clips + 10 new, wav2vec2-base architecture
 
 Full run: the embed stage on ``n`` utterances with an empty cache. Incremental run: the corpus
 grows by 10 % (new files; the segment stage rewrites its store, as it does under ``dvc repro``) and
@@ -20,7 +20,7 @@ from _common import backbone_cfg, emit, extend, machine, make_corpus, make_model
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--extra", type=float, default=0.10)
     ap.add_argument("--model", choices=["base", "small"], default="base")
     ap.add_argument("--device", default="cpu")

@@ -1,10 +1,10 @@
 """Benchmark 6: peak RSS of the segment and embed stages at 1x and 4x corpus size (target: flat).
 
-    python benchmarks/peak_rss.py                         # 250 and 1000 clips of 2-4 s, small wav2vec2
+    python benchmarks/peak_rss.py                         # 150 and 600 clips of 2-4 s, small wav2vec2
 
 Each stage runs in a fresh Python process (so one measurement cannot inherit another's peak) that
 reports its own ``ru_maxrss``. The embed stage stores every layer pooled plus frame features, the
-largest outputs a backbone makes. 1x holds ~12 min of audio, 4x ~50 min (~190 MB of float32
+largest outputs a backbone makes. 1x holds ~7.5 min of audio, 4x ~30 min (~115 MB of float32
 samples): a stage that held the corpus in memory would show it.
 """
 
@@ -48,7 +48,7 @@ def run(stage: str, work: Path, tag: str, model: Path) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=250)
+    ap.add_argument("--n", type=int, default=150)
     ap.add_argument("--scale", type=int, default=4)
     ap.add_argument("--model", choices=["base", "small"], default="small")
     ap.add_argument("--workdir", type=Path, default=None)

@@ -1,6 +1,6 @@
 """Benchmark 2: embed-stage throughput / model-forward-only throughput (target >= 0.9).
 
-    python benchmarks/pipeline_efficiency.py              # 200 clips of 2-4 s, wav2vec2-base architecture
+    python benchmarks/pipeline_efficiency.py              # 100 clips of 2-4 s, wav2vec2-base architecture
     python benchmarks/pipeline_efficiency.py --device cuda
 
 Forward-only: the very batches the embed stage forms (same shards, same length buckets, same
@@ -22,7 +22,7 @@ from _common import backbone_cfg, emit, machine, make_corpus, make_model, timed
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--model", choices=["base", "small"], default="base")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--workdir", type=Path, default=None)

@@ -17,11 +17,16 @@ import json
 import platform
 import time
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import torch
 
-from pipeline.heads import build_head
-from pipeline.heads.batched_logreg import resolve_device
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmarks/probe_sweep.py` from anywhere
+
+from pipeline.heads import build_head  # noqa: E402
+from pipeline.heads.batched_logreg import resolve_device  # noqa: E402
 
 
 def synthetic(n: int, layers: int, dim: int, classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -55,7 +55,7 @@ from pipeline.io import atomic_dir, atomic_file
 from pipeline.manifest import Corpus
 from pipeline.segments import Segments, content_key
 from pipeline.store import write_not_applicable
-from pipeline.zarrio import ArrayAppender, offsets_from_lengths, read_strings, write_array, write_strings
+from pipeline.zarrio import FEATURES_COMPRESSED, ArrayAppender, offsets_from_lengths, read_strings, write_array, write_strings
 
 DEFAULTS: dict[str, Any] = {
     "executor": "local",  # local | ray
@@ -246,9 +246,9 @@ def write_cache_shard(path: Path, shard: Shard, pooled: list[np.ndarray], frames
     with atomic_dir(path) as tmp:
         group = zarr.open_group(str(tmp), mode="w")
         write_strings(group, "keys", shard.keys)
-        write_array(group, "pooled", np.stack(pooled).astype(np.float32))
+        write_array(group, "pooled", np.stack(pooled).astype(np.float32), compress=FEATURES_COMPRESSED)
         if all(f is not None for f in frames):
-            write_array(group, "frames", np.concatenate(frames).astype(np.float32))
+            write_array(group, "frames", np.concatenate(frames).astype(np.float32), compress=FEATURES_COMPRESSED)
             write_array(group, "offsets", offsets_from_lengths([len(f) for f in frames]))
         group.attrs["complete"] = True
 
@@ -373,7 +373,7 @@ def assemble_store(out_path: str | Path, items: Items, cache: Cache, attrs: dict
     with atomic_dir(out_path) as tmp:
         group = zarr.open_group(str(tmp), mode="w")
         write_strings(group, "ids", items.ids)
-        pooled_out = ArrayAppender(group, "pooled", first.shape[1:], np.float32)
+        pooled_out = ArrayAppender(group, "pooled", first.shape[1:], np.float32, compress=FEATURES_COMPRESSED)
         frames_out = None
         for sid, start, stop in tqdm(runs, desc="assemble store", unit="run", leave=False):
             shard_group, pooled, offsets = reader.get(sid)
@@ -381,7 +381,7 @@ def assemble_store(out_path: str | Path, items: Items, cache: Cache, attrs: dict
             if with_frames:
                 feats = shard_group["frames"][int(offsets[start]) : int(offsets[stop])]
                 if frames_out is None:
-                    frames_out = ArrayAppender(group, "frames", feats.shape[1:], np.float32)
+                    frames_out = ArrayAppender(group, "frames", feats.shape[1:], np.float32, compress=FEATURES_COMPRESSED)
                 frames_out.append(feats)
                 frame_lengths += np.diff(offsets[start : stop + 1]).tolist()
         pooled_arr = pooled_out.close()
@@ -451,7 +451,7 @@ def embed_corpus(
     elif shards:
         run_local(backbone, items, shards, cache, int(eng["prefetch"]), bar)
     bar.close()
-    counters = {k: v for k, v in backbone.describe().items() if k in RUN_COUNTERS and v}
+    counters = {k: getattr(backbone, k) for k in RUN_COUNTERS if getattr(backbone, k, 0)}
     if counters and eng["executor"] == "local":
         print(f"embed {corpus.name}/{name}: {counters}", flush=True)
     info = assemble_store(out_path, items, cache, attrs, want_frames=backbone.has_frames)

@@ -2,6 +2,9 @@
 
 Arrays are chunked along the first axis and grouped into shards so that a store has a handful of
 files (DVC's cost grows with file count) while readers can still fetch single rows cheaply.
+Learned embeddings are stored uncompressed (``FEATURES_COMPRESSED``): float32 model outputs shrink
+by ~11 % under zstd + bitshuffle, while decompression was most of the time a probe spends loading
+them (benchmarks/feature_loading.py). Audio, frames and ids stay compressed.
 Ragged per-utterance sequences (audio samples, video frames, frame-level features) are stored
 flat, ``[total, ...]``, with ``offsets[N+1]``: item ``i`` is ``flat[offsets[i]:offsets[i+1]]``.
 """
@@ -18,6 +21,7 @@ from zarr.codecs import BloscCodec
 # [frames, 96, 96, 3] stacks both get sensibly sized chunks.
 CHUNK_BYTES = 1 << 20  # ~1 MiB uncompressed per chunk (the unit of reading)
 CHUNKS_PER_SHARD = 64  # shards (the unit of writing, i.e. files) hold 64 chunks
+FEATURES_COMPRESSED = False  # pooled / frame features in feature stores and the embed cache
 
 
 def _rows_per_chunk(row_shape: Sequence[int], itemsize: int) -> int:
@@ -25,7 +29,7 @@ def _rows_per_chunk(row_shape: Sequence[int], itemsize: int) -> int:
     return max(1, CHUNK_BYTES // row_bytes)
 
 
-def _create(group: zarr.Group, name: str, shape: tuple[int, ...], dtype, fill_value=None) -> zarr.Array:
+def _create(group: zarr.Group, name: str, shape: tuple[int, ...], dtype, fill_value=None, compress: bool = True) -> zarr.Array:
     dtype = np.dtype(dtype)
     rows = _rows_per_chunk(shape[1:], dtype.itemsize)
     if shape[0]:  # a known, small array gets one chunk; an appendable one (0 rows) keeps the budget
@@ -39,15 +43,15 @@ def _create(group: zarr.Group, name: str, shape: tuple[int, ...], dtype, fill_va
         dtype=dtype,
         chunks=(rows, *shape[1:]),
         shards=(rows * CHUNKS_PER_SHARD, *shape[1:]),
-        compressors=BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle"),
+        compressors=BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle") if compress else None,
         fill_value=fill_value,
     )
 
 
-def write_array(group: zarr.Group, name: str, data: np.ndarray, fill_value=None) -> zarr.Array:
-    """Write ``data`` as a sharded, compressed array ``name`` in ``group``."""
+def write_array(group: zarr.Group, name: str, data: np.ndarray, fill_value=None, compress: bool = True) -> zarr.Array:
+    """Write ``data`` as a sharded array ``name`` in ``group`` (compressed unless ``compress=False``)."""
     data = np.asarray(data)
-    arr = _create(group, name, data.shape, data.dtype, fill_value)
+    arr = _create(group, name, data.shape, data.dtype, fill_value, compress)
     if data.size:
         arr[...] = data
     return arr
@@ -62,8 +66,8 @@ class ArrayAppender:
     large corpus, assembling a feature store from cache shards). Call :meth:`close` at the end.
     """
 
-    def __init__(self, group: zarr.Group, name: str, row_shape: Sequence[int], dtype, fill_value=None):
-        self.array = _create(group, name, (0, *row_shape), dtype, fill_value)
+    def __init__(self, group: zarr.Group, name: str, row_shape: Sequence[int], dtype, fill_value=None, compress: bool = True):
+        self.array = _create(group, name, (0, *row_shape), dtype, fill_value, compress)
         self.row_shape = tuple(row_shape)
         self.dtype = np.dtype(dtype)
         self.shard_rows = self.array.shards[0]

@@ -403,7 +403,10 @@ class HFAudioBackbone(Backbone):
         inputs = self.extractor(windows, sampling_rate=SAMPLE_RATE, return_tensors="pt", **kwargs)
         out = {}
         for key, value in inputs.items():
-            value = value.to(self.device)
+            if self.device.startswith("cuda"):  # page-locked host memory: asynchronous copies
+                value = value.pin_memory().to(self.device, non_blocking=True)
+            else:
+                value = value.to(self.device)
             out[key] = value.to(self.dtype) if value.is_floating_point() else value
         return out
 
