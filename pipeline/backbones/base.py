@@ -116,7 +116,8 @@ def resolve_source(name: str, source: str) -> Path:
         ) from err
 
 
-LARGE_FILE = 512 << 20
+LARGE_FILE = 32 << 20  # weights above this are sampled, not hashed whole
+SAMPLE = 4 << 20
 
 
 def resolve_revision(model_dir: Path) -> str:
@@ -128,17 +129,21 @@ def resolve_revision(model_dir: Path) -> str:
     if fetched.is_file():
         rec = json.loads(fetched.read_text())
         return f"{rec['hub']}:{rec['repo_id']}@{rec['revision']}"
-    # Small files (configs, tokenizers, small weights) are hashed by content; multi-GB weights by
-    # name and size only, so recording provenance never costs minutes of I/O.
+    # Small files (configs, tokenizers, small weights) are hashed whole; large weights by name, size
+    # and their first and last SAMPLE bytes (any retraining changes those), so recording provenance
+    # — which the embed cache is keyed on, every run — never costs seconds of I/O.
     digest = hashlib.sha256()
     for f in sorted(model_dir.iterdir()):
         if f.is_file() and f.suffix in {".json", ".safetensors", ".bin", ".pt", ".tflite", ".txt", ".model", ".yaml"}:
             digest.update(f.name.encode())
             size = f.stat().st_size
-            if size > LARGE_FILE:
-                digest.update(str(size).encode())
-                continue
             with f.open("rb") as fh:
+                if size > LARGE_FILE:
+                    digest.update(str(size).encode())
+                    digest.update(fh.read(SAMPLE))
+                    fh.seek(size - SAMPLE)
+                    digest.update(fh.read(SAMPLE))
+                    continue
                 for block in iter(lambda: fh.read(1 << 20), b""):
                     digest.update(block)
     return "sha256:" + digest.hexdigest()[:16]
