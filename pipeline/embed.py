@@ -320,8 +320,8 @@ def run_local(backbone: Backbone, items: Items, shards: list[Shard], cache: Cach
             bar.update(len(rows))
             if left == 0:
                 del results[s]
-                while writes and (writes[0].done() or len(writes) >= 2):
-                    writes.pop(0).result()  # re-raises a failed write; at most two shards queued
+                while writes and (writes[0].done() or len(writes) >= 1):
+                    writes.pop(0).result()  # re-raises a failed write; one shard written at a time
                 writes.append(writer.submit(write_cache_shard, cache.shard_path(shard.id), shard, pooled, frames))
         for w in writes:
             w.result()

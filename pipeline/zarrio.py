@@ -21,6 +21,7 @@ from zarr.codecs import BloscCodec
 # [frames, 96, 96, 3] stacks both get sensibly sized chunks.
 CHUNK_BYTES = 1 << 20  # ~1 MiB uncompressed per chunk (the unit of reading)
 CHUNKS_PER_SHARD = 64  # shards (the unit of writing, i.e. files) hold 64 chunks
+APPEND_BYTES = 16 << 20  # ArrayAppender's write buffer
 FEATURES_COMPRESSED = False  # pooled / frame features in feature stores and the embed cache
 
 
@@ -70,7 +71,10 @@ class ArrayAppender:
         self.array = _create(group, name, (0, *row_shape), dtype, fill_value, compress)
         self.row_shape = tuple(row_shape)
         self.dtype = np.dtype(dtype)
-        self.shard_rows = self.array.shards[0]
+        # flush at a whole shard or APPEND_BYTES, whichever is smaller: memory stays bounded even
+        # for wide rows, at the price of rewriting a shard a few times as it fills
+        row_bytes = max(1, int(np.prod(self.row_shape, dtype=np.int64)) * self.dtype.itemsize)
+        self.shard_rows = max(1, min(self.array.shards[0], APPEND_BYTES // row_bytes))
         self._buf: list[np.ndarray] = []
         self._buffered = 0
         self.rows = 0
