@@ -55,7 +55,7 @@ from pipeline.io import atomic_dir, atomic_file
 from pipeline.manifest import Corpus
 from pipeline.segments import Segments, content_key
 from pipeline.store import write_not_applicable
-from pipeline.zarrio import FEATURES_COMPRESSED, ArrayAppender, offsets_from_lengths, read_strings, write_array, write_strings
+from pipeline.zarrio import FRAMES_LAYOUT, POOLED_LAYOUT, ArrayAppender, offsets_from_lengths, read_strings, write_array, write_strings
 
 DEFAULTS: dict[str, Any] = {
     "executor": "local",  # local | ray
@@ -246,9 +246,9 @@ def write_cache_shard(path: Path, shard: Shard, pooled: list[np.ndarray], frames
     with atomic_dir(path) as tmp:
         group = zarr.open_group(str(tmp), mode="w")
         write_strings(group, "keys", shard.keys)
-        write_array(group, "pooled", np.stack(pooled).astype(np.float32), compress=FEATURES_COMPRESSED)
+        write_array(group, "pooled", np.stack(pooled).astype(np.float32), **POOLED_LAYOUT)
         if all(f is not None for f in frames):
-            write_array(group, "frames", np.concatenate(frames).astype(np.float32), compress=FEATURES_COMPRESSED)
+            write_array(group, "frames", np.concatenate(frames).astype(np.float32), **FRAMES_LAYOUT)
             write_array(group, "offsets", offsets_from_lengths([len(f) for f in frames]))
         group.attrs["complete"] = True
 
@@ -373,7 +373,7 @@ def assemble_store(out_path: str | Path, items: Items, cache: Cache, attrs: dict
     with atomic_dir(out_path) as tmp:
         group = zarr.open_group(str(tmp), mode="w")
         write_strings(group, "ids", items.ids)
-        pooled_out = ArrayAppender(group, "pooled", first.shape[1:], np.float32, compress=FEATURES_COMPRESSED)
+        pooled_out = ArrayAppender(group, "pooled", first.shape[1:], np.float32, **POOLED_LAYOUT)
         frames_out = None
         for sid, start, stop in tqdm(runs, desc="assemble store", unit="run", leave=False):
             shard_group, pooled, offsets = reader.get(sid)
@@ -381,7 +381,7 @@ def assemble_store(out_path: str | Path, items: Items, cache: Cache, attrs: dict
             if with_frames:
                 feats = shard_group["frames"][int(offsets[start]) : int(offsets[stop])]
                 if frames_out is None:
-                    frames_out = ArrayAppender(group, "frames", feats.shape[1:], np.float32, compress=FEATURES_COMPRESSED)
+                    frames_out = ArrayAppender(group, "frames", feats.shape[1:], np.float32, **FRAMES_LAYOUT)
                 frames_out.append(feats)
                 frame_lengths += np.diff(offsets[start : stop + 1]).tolist()
         pooled_arr = pooled_out.close()

@@ -23,7 +23,7 @@ import numpy as np
 import zarr
 
 from pipeline.io import atomic_dir
-from pipeline.zarrio import FEATURES_COMPRESSED, offsets_from_lengths, read_strings, write_array, write_strings
+from pipeline.zarrio import FRAMES_LAYOUT, POOLED_LAYOUT, offsets_from_lengths, read_strings, write_array, write_strings
 
 
 class StoreError(RuntimeError):
@@ -47,13 +47,13 @@ def write_store(
     with atomic_dir(path) as tmp:
         group = zarr.open_group(str(tmp), mode="w")
         write_strings(group, "ids", ids)
-        write_array(group, "pooled", pooled, compress=FEATURES_COMPRESSED)
+        write_array(group, "pooled", pooled, **POOLED_LAYOUT)
         if frames is not None:
             if len(frames) != len(ids):
                 raise StoreError(f"{path}: {len(ids)} ids but {len(frames)} frame sequences")
             dim = pooled.shape[-1] if not frames else frames[0].shape[-1]
             flat = np.concatenate(frames).astype(np.float32) if frames else np.zeros((0, dim), np.float32)
-            write_array(group, "frames", flat, compress=FEATURES_COMPRESSED)
+            write_array(group, "frames", flat, **FRAMES_LAYOUT)
             write_array(group, "offsets", offsets_from_lengths([len(f) for f in frames]))
         meta = dict(attrs)
         meta.update(

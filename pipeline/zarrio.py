@@ -4,7 +4,9 @@ Arrays are chunked along the first axis and grouped into shards so that a store 
 files (DVC's cost grows with file count) while readers can still fetch single rows cheaply.
 Learned embeddings are stored uncompressed (``FEATURES_COMPRESSED``): float32 model outputs shrink
 by ~11 % under zstd + bitshuffle, while decompression was most of the time a probe spends loading
-them (benchmarks/feature_loading.py). Audio, frames and ids stay compressed.
+them (benchmarks/feature_loading.py). Pooled features use 8 MiB unsharded chunks (read whole);
+frame features keep small sharded chunks (read per utterance). Audio, video frames and ids stay
+compressed.
 Ragged per-utterance sequences (audio samples, video frames, frame-level features) are stored
 flat, ``[total, ...]``, with ``offsets[N+1]``: item ``i`` is ``flat[offsets[i]:offsets[i+1]]``.
 """
@@ -23,16 +25,17 @@ CHUNK_BYTES = 1 << 20  # ~1 MiB uncompressed per chunk (the unit of reading)
 CHUNKS_PER_SHARD = 64  # shards (the unit of writing, i.e. files) hold 64 chunks
 APPEND_BYTES = 16 << 20  # ArrayAppender's write buffer
 FEATURES_COMPRESSED = False  # pooled / frame features in feature stores and the embed cache
+# Pooled features are read whole (a probe loads every row): big chunks, one file each, no sharding —
+# zarr's sharding codec costs ~4x on a whole-array read of small chunks (benchmarks/feature_loading.py).
+POOLED_LAYOUT = {"compress": FEATURES_COMPRESSED, "chunk_bytes": 8 << 20, "sharded": False}
+FRAMES_LAYOUT = {"compress": FEATURES_COMPRESSED}  # frames are read per utterance: small chunks, sharded
 
 
-def _rows_per_chunk(row_shape: Sequence[int], itemsize: int) -> int:
-    row_bytes = max(1, int(np.prod(row_shape, dtype=np.int64)) * itemsize)
-    return max(1, CHUNK_BYTES // row_bytes)
-
-
-def _create(group: zarr.Group, name: str, shape: tuple[int, ...], dtype, fill_value=None, compress: bool = True) -> zarr.Array:
+def _create(group: zarr.Group, name: str, shape: tuple[int, ...], dtype, fill_value=None, compress: bool = True,
+            chunk_bytes: int = CHUNK_BYTES, sharded: bool = True) -> zarr.Array:
     dtype = np.dtype(dtype)
-    rows = _rows_per_chunk(shape[1:], dtype.itemsize)
+    row_bytes = max(1, int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize)
+    rows = max(1, chunk_bytes // row_bytes)
     if shape[0]:  # a known, small array gets one chunk; an appendable one (0 rows) keeps the budget
         rows = min(rows, shape[0])
     if fill_value is None and np.issubdtype(dtype, np.floating):
@@ -43,16 +46,17 @@ def _create(group: zarr.Group, name: str, shape: tuple[int, ...], dtype, fill_va
         shape=shape,
         dtype=dtype,
         chunks=(rows, *shape[1:]),
-        shards=(rows * CHUNKS_PER_SHARD, *shape[1:]),
+        shards=(rows * CHUNKS_PER_SHARD, *shape[1:]) if sharded else None,
         compressors=BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle") if compress else None,
         fill_value=fill_value,
     )
 
 
-def write_array(group: zarr.Group, name: str, data: np.ndarray, fill_value=None, compress: bool = True) -> zarr.Array:
-    """Write ``data`` as a sharded array ``name`` in ``group`` (compressed unless ``compress=False``)."""
+def write_array(group: zarr.Group, name: str, data: np.ndarray, fill_value=None, compress: bool = True, **layout) -> zarr.Array:
+    """Write ``data`` as array ``name`` in ``group``: sharded and compressed unless ``layout`` says
+    otherwise (``compress``, ``chunk_bytes``, ``sharded``; see :data:`POOLED_LAYOUT`)."""
     data = np.asarray(data)
-    arr = _create(group, name, data.shape, data.dtype, fill_value, compress)
+    arr = _create(group, name, data.shape, data.dtype, fill_value, compress, **layout)
     if data.size:
         arr[...] = data
     return arr
@@ -67,14 +71,17 @@ class ArrayAppender:
     large corpus, assembling a feature store from cache shards). Call :meth:`close` at the end.
     """
 
-    def __init__(self, group: zarr.Group, name: str, row_shape: Sequence[int], dtype, fill_value=None, compress: bool = True):
-        self.array = _create(group, name, (0, *row_shape), dtype, fill_value, compress)
+    def __init__(self, group: zarr.Group, name: str, row_shape: Sequence[int], dtype, fill_value=None, compress: bool = True,
+                 **layout):
+        self.array = _create(group, name, (0, *row_shape), dtype, fill_value, compress, **layout)
         self.row_shape = tuple(row_shape)
         self.dtype = np.dtype(dtype)
-        # flush at a whole shard or APPEND_BYTES, whichever is smaller: memory stays bounded even
-        # for wide rows, at the price of rewriting a shard a few times as it fills
+        # flush at a whole unit of writing (shard, or chunk when unsharded) or ~APPEND_BYTES in whole
+        # chunks, whichever is smaller: memory stays bounded and writes stay chunk-aligned
         row_bytes = max(1, int(np.prod(self.row_shape, dtype=np.int64)) * self.dtype.itemsize)
-        self.shard_rows = max(1, min(self.array.shards[0], APPEND_BYTES // row_bytes))
+        chunk = self.array.chunks[0]
+        unit = (self.array.shards or self.array.chunks)[0]
+        self.shard_rows = min(unit, max(chunk, APPEND_BYTES // row_bytes // chunk * chunk))
         self._buf: list[np.ndarray] = []
         self._buffered = 0
         self.rows = 0
