@@ -1,14 +1,14 @@
 """Benchmark 6: peak RSS of the segment and embed stages at 1x and 4x corpus size (target: flat).
 
-    python benchmarks/peak_rss.py                         # 100 and 400 clips of 2-4 s, small wav2vec2, shards of 25
+    python benchmarks/peak_rss.py                         # 200 and 800 clips of 2-4 s, small wav2vec2, shards of 25
 
 Each stage runs in a fresh Python process (so one measurement cannot inherit another's peak) that
 reports its own ``ru_maxrss``. The embed stage stores every layer pooled plus frame features, the
-largest outputs a backbone makes. 1x holds ~5 min of audio, 4x ~20 min (~75 MB of float32
-samples, ~100 MB of frame features): a stage that held the corpus in memory would show it. The
-embed stage's working set is bounded by a few shards, so the shard size is set small enough
-(default 25) that 1x already spans several shards; with the default 256 a small 1x corpus fits in
-one shard and the comparison would measure the shard size, not the corpus size.
+largest outputs a backbone makes. 1x holds ~10 min of audio, 4x ~40 min (~150 MB of float32
+samples, ~200 MB of frame features): a stage that held the corpus in memory would show it. The
+embed stage's working set is bounded by a few embed shards and one ~16 MiB Zarr shard per array
+being written, so 1x must already exceed both: embed shards of 25 items (the default 256 would
+fit a small 1x corpus into one) and more than one Zarr shard of frame features.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def run(stage: str, work: Path, tag: str, model: Path, shard_size: int) -> float
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=100)
+    ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--shard-size", type=int, default=25, help="embed.shard_size: 1x must already span several shards")
     ap.add_argument("--scale", type=int, default=4)
     ap.add_argument("--model", choices=["base", "small"], default="small")

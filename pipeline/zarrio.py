@@ -22,8 +22,7 @@ from zarr.codecs import BloscCodec
 # Rows per chunk are derived from a byte budget so that tiny [N, 88] tables and large
 # [frames, 96, 96, 3] stacks both get sensibly sized chunks.
 CHUNK_BYTES = 1 << 20  # ~1 MiB uncompressed per chunk (the unit of reading)
-CHUNKS_PER_SHARD = 64  # shards (the unit of writing, i.e. files) hold 64 chunks
-APPEND_BYTES = 16 << 20  # ArrayAppender's write buffer
+CHUNKS_PER_SHARD = 16  # shards (the unit of writing, i.e. files) hold 16 chunks (~16 MiB)
 FEATURES_COMPRESSED = False  # pooled / frame features in feature stores and the embed cache
 # Pooled features are read whole (a probe loads every row): big chunks, one file each, no sharding —
 # zarr's sharding codec costs ~4x on a whole-array read of small chunks (benchmarks/feature_loading.py).
@@ -76,12 +75,10 @@ class ArrayAppender:
         self.array = _create(group, name, (0, *row_shape), dtype, fill_value, compress, **layout)
         self.row_shape = tuple(row_shape)
         self.dtype = np.dtype(dtype)
-        # flush at a whole unit of writing (shard, or chunk when unsharded) or ~APPEND_BYTES in whole
-        # chunks, whichever is smaller: memory stays bounded and writes stay chunk-aligned
-        row_bytes = max(1, int(np.prod(self.row_shape, dtype=np.int64)) * self.dtype.itemsize)
-        chunk = self.array.chunks[0]
-        unit = (self.array.shards or self.array.chunks)[0]
-        self.shard_rows = min(unit, max(chunk, APPEND_BYTES // row_bytes // chunk * chunk))
+        # flush whole units of writing (a shard; a chunk when unsharded): a partial shard would be
+        # read back and rewritten on every append, which costs time and, worse, memory growing
+        # with the array (benchmarks/peak_rss.py); a ~16 MiB buffer keeps memory flat instead
+        self.shard_rows = (self.array.shards or self.array.chunks)[0]
         self._buf: list[np.ndarray] = []
         self._buffered = 0
         self.rows = 0
@@ -99,7 +96,7 @@ class ArrayAppender:
             data = np.concatenate(self._buf)
             whole = (len(data) // self.shard_rows) * self.shard_rows
             self.array.append(data[:whole])
-            rest = data[whole:]
+            rest = data[whole:].copy()  # a view would keep the whole flushed block alive
             self._buf = [rest] if len(rest) else []
             self._buffered = len(rest)
 
