@@ -30,7 +30,10 @@ class ShardWorker:
         import torch
 
         from pipeline.backbones import build_backbone
+        from pipeline.embed import bound_heap
         from pipeline.segments import Segments
+
+        bound_heap()
 
         # CPU kernels may sum in a different order with another thread count; one thread per
         # reserved CPU keeps CPU results equal to a local run with the same torch thread count.
