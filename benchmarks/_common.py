@@ -9,11 +9,13 @@ speed does not depend on the weights. ``--model small`` (4 × 256) makes the mem
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,6 +39,21 @@ MODELS = {
     "small": {**LAYER_NORM, "hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4,
               "intermediate_size": 1024, "conv_dim": (256,) * 7},
 }
+
+
+def arguments(doc: str, n: int = 100, model: str = "base", **extra) -> argparse.Namespace:
+    """The embedding benchmarks' shared options (``--n --model --device --workdir``) plus ``extra``
+    (name → default), parsed; ``args.work`` is the working directory (a new temp dir by default)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--n", type=int, default=n)
+    ap.add_argument("--model", choices=list(MODELS), default=model)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--workdir", type=Path, default=None)
+    for name, default in extra.items():
+        ap.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
+    args = ap.parse_args()
+    args.work = args.workdir or Path(tempfile.mkdtemp(prefix="ab-bench-"))
+    return args
 
 
 def make_corpus(root: Path, n: int, start: int = 0, min_s: float = 2.0, max_s: float = 4.0) -> Corpus:

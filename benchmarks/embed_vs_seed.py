@@ -13,13 +13,11 @@ decodes too).
 
 from __future__ import annotations
 
-import argparse
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from _common import backbone_cfg, emit, machine, make_corpus, make_model, timed
+from _common import arguments, backbone_cfg, emit, machine, make_corpus, make_model, timed
 
 
 def seed_loop(corpus, model_dir: Path, out: Path, device: str) -> None:
@@ -40,17 +38,11 @@ def seed_loop(corpus, model_dir: Path, out: Path, device: str) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=100)
-    ap.add_argument("--model", choices=["base", "small"], default="base")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--workdir", type=Path, default=None)
-    args = ap.parse_args()
-
+    args = arguments(__doc__)
     from pipeline.embed import embed_corpus
     from pipeline.segments import Segments, segment_corpus
 
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="ab-bench-"))
+    work = args.work
     corpus = make_corpus(work / "corpus", args.n)
     model = make_model(work / f"model-{args.model}", args.model)
 

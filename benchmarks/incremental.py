@@ -11,26 +11,17 @@ not incremental: it decodes every file again, which is cheap next to a model).
 
 from __future__ import annotations
 
-import argparse
-import tempfile
-from pathlib import Path
 
-from _common import backbone_cfg, emit, extend, machine, make_corpus, make_model, timed
+from _common import arguments, backbone_cfg, emit, extend, machine, make_corpus, make_model, timed
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=100)
-    ap.add_argument("--extra", type=float, default=0.10)
-    ap.add_argument("--model", choices=["base", "small"], default="base")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--workdir", type=Path, default=None)
-    args = ap.parse_args()
+    args = arguments(__doc__, extra=0.10)
 
     from pipeline.embed import embed_corpus
     from pipeline.segments import Segments, segment_corpus
 
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="ab-bench-"))
+    work = args.work
     base = make_corpus(work / "corpus", args.n)
     n_new = max(1, round(args.n * args.extra))
     grown = extend(base, make_corpus(work / "corpus", n_new, start=args.n))

@@ -13,14 +13,12 @@ fit a small 1x corpus into one) and more than one Zarr shard of frame features.
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from _common import ROOT, emit, extend, machine, make_corpus, make_model
+from _common import ROOT, arguments, emit, extend, machine, make_corpus, make_model
 
 CHILD = """
 import json, resource, sys
@@ -50,17 +48,11 @@ def run(stage: str, work: Path, tag: str, model: Path, shard_size: int) -> float
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=200)
-    ap.add_argument("--shard-size", type=int, default=25, help="embed.shard_size: 1x must already span several shards")
-    ap.add_argument("--scale", type=int, default=4)
-    ap.add_argument("--model", choices=["base", "small"], default="small")
-    ap.add_argument("--workdir", type=Path, default=None)
-    args = ap.parse_args()
+    args = arguments(__doc__, n=200, model="small", shard_size=25, scale=4)  # 1x must already span several shards
 
     from pipeline.manifest import save
 
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="ab-bench-"))
+    work = args.work
     model = make_model(work / f"model-{args.model}", args.model)
     one = make_corpus(work / "corpus", args.n)
     big = extend(one, make_corpus(work / "corpus", args.n * (args.scale - 1), start=args.n))

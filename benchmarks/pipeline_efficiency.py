@@ -13,20 +13,12 @@ The model load is timed separately and reported (it is a one-off per stage, not 
 
 from __future__ import annotations
 
-import argparse
-import tempfile
-from pathlib import Path
 
-from _common import backbone_cfg, emit, machine, make_corpus, make_model, timed
+from _common import arguments, backbone_cfg, emit, machine, make_corpus, make_model, timed
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=100)
-    ap.add_argument("--model", choices=["base", "small"], default="base")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--workdir", type=Path, default=None)
-    args = ap.parse_args()
+    args = arguments(__doc__)
 
     import torch
 
@@ -34,7 +26,7 @@ def main() -> None:
     from pipeline.embed import DEFAULTS, Items, Shard, backbone_key, collect_items, embed_corpus, shard_batches
     from pipeline.segments import Segments, segment_corpus
 
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="ab-bench-"))
+    work = args.work
     corpus = make_corpus(work / "corpus", args.n)
     model = make_model(work / f"model-{args.model}", args.model)
     segment_corpus(corpus, work / "seg.zarr", fps=0, workers=2)

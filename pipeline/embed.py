@@ -54,7 +54,7 @@ from pipeline.config import params_hash
 from pipeline.io import atomic_dir, atomic_file
 from pipeline.manifest import Corpus
 from pipeline.segments import Segments, content_key
-from pipeline.store import write_not_applicable
+from pipeline.store import seal_store, write_not_applicable
 from pipeline.zarrio import FRAMES_LAYOUT, POOLED_LAYOUT, ArrayAppender, offsets_from_lengths, read_strings, write_array, write_strings
 
 DEFAULTS: dict[str, Any] = {
@@ -190,22 +190,24 @@ class Cache:
         self.dir = Path(root) / bkey
         self.shards_dir = self.dir / "shards"
         self.plans_dir = self.dir / "plans"
+        self.has_frames: dict[str, bool] = {}
 
     def shard_path(self, sid: str) -> Path:
         return self.shards_dir / f"{sid}.zarr"
 
-    def done(self) -> dict[str, tuple[str, int]]:
-        """key → (shard id, row) for every finished shard."""
+    def scan(self, sids: list[str] | None = None) -> dict[str, tuple[str, int]]:
+        """key → (shard id, row) for every finished shard (or just ``sids``); notes which shards
+        hold frame features in :attr:`has_frames`."""
         found: dict[str, tuple[str, int]] = {}
-        if not self.shards_dir.is_dir():
-            return found
-        for path in sorted(self.shards_dir.glob("*.zarr")):
+        paths = sorted(self.shards_dir.glob("*.zarr")) if sids is None else [self.shard_path(s) for s in sids]
+        for path in paths:
             try:
                 group = zarr.open_group(str(path), mode="r")
             except Exception:  # noqa: BLE001 - unreadable leftovers are recomputed
                 continue
             if not group.attrs.get("complete"):
                 continue
+            self.has_frames[path.stem] = "offsets" in group
             for row, key in enumerate(read_strings(group["keys"])):
                 found.setdefault(key, (path.stem, row))
         return found
@@ -218,14 +220,14 @@ class Cache:
                 shards += [Shard(s["id"], s["keys"]) for s in json.loads(plan.read_text())["shards"]]
         return shards
 
-    def plan(self, items: Items, shard_size: int, describe: dict[str, Any]) -> tuple[list[Shard], int]:
-        """Shards to compute now (reusing unfinished planned shards), and the number of cached items."""
-        done = self.done()
+    def plan(self, items: Items, shard_size: int, describe: dict[str, Any]) -> tuple[list[Shard], dict[str, tuple[str, int]]]:
+        """Shards to compute now (reusing unfinished planned shards), and where the cached items are."""
+        done = self.scan()
         missing = [k for k in items.by_key if k not in done]
         missing_set = set(missing)
         todo: list[Shard] = []
         for shard in self.pending():  # an interrupted run's shards keep their composition
-            if shard.id not in {s.id for s in todo} and shard.keys and missing_set.issuperset(shard.keys):
+            if shard.keys and missing_set.issuperset(shard.keys):  # (a shard planned twice fails this)
                 todo.append(shard)
                 missing_set.difference_update(shard.keys)
         rest = [k for k in missing if k in missing_set]  # manifest order
@@ -238,7 +240,7 @@ class Cache:
             (self.dir / "backbone.json").write_text(json.dumps(describe, indent=2, sort_keys=True, default=str))
             with atomic_file(self.plans_dir / f"{time.strftime('%Y%m%dT%H%M%S')}-{new[0].id}.json") as f:
                 json.dump({"shards": [{"id": s.id, "keys": s.keys} for s in new]}, f)
-        return todo + new, len(items.by_key) - len(missing)
+        return todo + new, done
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,7 +329,7 @@ def run_local(backbone: Backbone, items: Items, shards: list[Shard], cache: Cach
                 yield s, rows, [items.load(items.by_key[shard.keys[r]]) for r in rows]
 
     results: dict[int, tuple[list[Any], list[Any], int]] = {}
-    writes: list[Future] = []
+    writing: Future | None = None  # one shard is written while the next computes
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-writer") as writer:
         for s, rows, inputs in _prefetch(batches(), prefetch):
             shard = shards[s]
@@ -339,11 +341,11 @@ def run_local(backbone: Backbone, items: Items, shards: list[Shard], cache: Cach
             bar.update(len(rows))
             if left == 0:
                 del results[s]
-                while writes and (writes[0].done() or len(writes) >= 1):
-                    writes.pop(0).result()  # re-raises a failed write; one shard written at a time
-                writes.append(writer.submit(write_cache_shard, cache.shard_path(shard.id), shard, pooled, frames))
-        for w in writes:
-            w.result()
+                if writing is not None:
+                    writing.result()  # re-raises a failed write
+                writing = writer.submit(write_cache_shard, cache.shard_path(shard.id), shard, pooled, frames)
+        if writing is not None:
+            writing.result()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -370,8 +372,8 @@ class _ShardReader:
         return entry
 
 
-def assemble_store(out_path: str | Path, items: Items, cache: Cache, attrs: dict[str, Any], want_frames: bool) -> dict[str, Any]:
-    done = cache.done()
+def assemble_store(out_path: str | Path, items: Items, cache: Cache, done: dict[str, tuple[str, int]],
+                   attrs: dict[str, Any], want_frames: bool) -> dict[str, Any]:
     lost = [u for u, k in zip(items.ids, items.keys) if k not in done]
     if lost:
         raise RuntimeError(f"{cache.dir}: {len(lost)} items missing from the embed cache after computing, e.g. {lost[:3]}")
@@ -385,8 +387,7 @@ def assemble_store(out_path: str | Path, items: Items, cache: Cache, attrs: dict
         else:
             runs.append([sid, row, row + 1])
     # frame features only when every shard has them
-    sids = sorted({sid for sid, _ in located})
-    with_frames = want_frames and all(reader.get(sid)[2] is not None for sid in sids)
+    with_frames = want_frames and all(cache.has_frames[run[0]] for run in runs)
     frame_lengths: list[int] = []
     _, first, _ = reader.get(located[0][0])
     with atomic_dir(out_path) as tmp:
@@ -407,17 +408,7 @@ def assemble_store(out_path: str | Path, items: Items, cache: Cache, attrs: dict
         if frames_out is not None:
             frames_out.close()
             write_array(group, "offsets", offsets_from_lengths(frame_lengths))
-        meta = dict(attrs)
-        meta.update(
-            applicable=True,
-            n_items=len(items.ids),
-            dims=int(pooled_arr.shape[-1]),
-            layers=int(pooled_arr.shape[1]) if pooled_arr.ndim == 3 else None,
-            dtype=str(pooled_arr.dtype),
-            has_frames=frames_out is not None,
-        )
-        group.attrs.update(meta)
-        group.attrs["complete"] = True  # written last: the store is usable from here on
+        seal_store(group, attrs, pooled_arr, has_frames=frames_out is not None)
     return {"dims": int(pooled_arr.shape[-1])}
 
 
@@ -459,7 +450,8 @@ def embed_corpus(
     bkey = backbone_key(cfg, cls, described.get("revision"))
     items = collect_items(corpus, segments, cls.modality, bkey)
     cache = Cache(eng["cache"], bkey)
-    shards, cached = cache.plan(items, int(eng["shard_size"]), {"backbone": name, **attrs})
+    shards, done = cache.plan(items, int(eng["shard_size"]), {"backbone": name, **attrs})
+    cached = len(items.by_key) - sum(len(s.keys) for s in shards)
     n_todo = sum(len(s.keys) for s in shards)
     print(f"embed {corpus.name}/{name}: {len(items.by_key)} distinct inputs, {cached} cached, "
           f"{n_todo} to compute in {len(shards)} shard(s) [{eng['executor']}, cache {cache.dir}]", flush=True)
@@ -474,5 +466,6 @@ def embed_corpus(
     counters = {k: getattr(backbone, k) for k in RUN_COUNTERS if getattr(backbone, k, 0)}
     if counters and eng["executor"] == "local":
         print(f"embed {corpus.name}/{name}: {counters}", flush=True)
-    info = assemble_store(out_path, items, cache, attrs, want_frames=backbone.has_frames)
+    done.update(cache.scan([s.id for s in shards]))  # only the shards this run wrote are read again
+    info = assemble_store(out_path, items, cache, done, attrs, want_frames=backbone.has_frames)
     return {"applicable": True, "n": len(items.ids), "dims": info["dims"], "cached": cached, "computed": n_todo, "shards": len(shards)}

@@ -50,8 +50,9 @@ def _decode_one(uid, audio_path, video_path, start, end, sr: int, fps: float, si
         return Decoded(uid, error=err)
 
 
-def content_key(*parts: bytes | str) -> str:
-    """A 128-bit BLAKE2b hex digest of ``parts`` (decoded samples, segment parameters, text)."""
+def content_key(*parts) -> str:
+    """A 128-bit BLAKE2b hex digest of ``parts``: strings, or contiguous buffers such as decoded
+    sample arrays (hashed in place, not copied)."""
     h = hashlib.blake2b(digest_size=16)
     for part in parts:
         h.update(part.encode() if isinstance(part, str) else part)
@@ -124,8 +125,8 @@ def segment_corpus(
                 frames_out.append(frames)
                 audio_lengths.append(len(audio))
                 frame_lengths.append(len(frames))
-                audio_keys.append(content_key(audio_params, audio.tobytes()))
-                frame_keys.append(content_key(video_params, frames.tobytes()) if len(frames) else "")
+                audio_keys.append(content_key(audio_params, audio))
+                frame_keys.append(content_key(video_params, frames) if len(frames) else "")
             bar.close()
         if not ids:
             raise MediaError(corpus.root, "no utterance could be decoded")

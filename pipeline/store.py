@@ -55,17 +55,22 @@ def write_store(
             flat = np.concatenate(frames).astype(np.float32) if frames else np.zeros((0, dim), np.float32)
             write_array(group, "frames", flat, **FRAMES_LAYOUT)
             write_array(group, "offsets", offsets_from_lengths([len(f) for f in frames]))
-        meta = dict(attrs)
-        meta.update(
-            applicable=True,
-            n_items=len(ids),
-            dims=int(pooled.shape[-1]),
-            layers=int(pooled.shape[1]) if pooled.ndim == 3 else None,
-            dtype=str(pooled.dtype),
-            has_frames=frames is not None,
-        )
-        group.attrs.update(meta)
-        group.attrs["complete"] = True  # written last: the store is usable from here on
+        seal_store(group, attrs, pooled, has_frames=frames is not None)
+
+
+def seal_store(group: zarr.Group, attrs: dict[str, Any], pooled, *, has_frames: bool) -> None:
+    """Write a store's attributes, derived ones included, and ``complete`` last."""
+    meta = dict(attrs)
+    meta.update(
+        applicable=True,
+        n_items=int(pooled.shape[0]),
+        dims=int(pooled.shape[-1]),
+        layers=int(pooled.shape[1]) if pooled.ndim == 3 else None,
+        dtype=str(pooled.dtype),
+        has_frames=has_frames,
+    )
+    group.attrs.update(meta)
+    group.attrs["complete"] = True  # written last: the store is usable from here on
 
 
 def write_not_applicable(path: str | Path, *, reason: str, attrs: dict[str, Any]) -> None:

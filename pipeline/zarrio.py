@@ -81,7 +81,6 @@ class ArrayAppender:
         self.shard_rows = (self.array.shards or self.array.chunks)[0]
         self._buf: list[np.ndarray] = []
         self._buffered = 0
-        self.rows = 0
 
     def append(self, rows: np.ndarray) -> None:
         rows = np.asarray(rows, dtype=self.dtype)
@@ -91,7 +90,6 @@ class ArrayAppender:
             return
         self._buf.append(rows)
         self._buffered += len(rows)
-        self.rows += len(rows)
         if self._buffered >= self.shard_rows:
             data = np.concatenate(self._buf)
             whole = (len(data) // self.shard_rows) * self.shard_rows

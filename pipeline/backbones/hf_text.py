@@ -46,6 +46,16 @@ def as_text(item: Any) -> str:
     return item if isinstance(item, str) else ""
 
 
+def window_batch(backbone, batch: Sequence[Any]) -> tuple[list[list[str]], list[str]]:
+    """Texts of ``batch`` cut into token windows: (windows per text, all windows flat); counts empty
+    and windowed texts on ``backbone`` (``n_empty``, ``n_windowed``)."""
+    texts = [as_text(t) for t in batch]
+    backbone.n_empty += sum(not t.strip() for t in texts)
+    windows = [text_windows(backbone.tokenizer, t, backbone._window_tokens) for t in texts]
+    backbone.n_windowed += sum(len(w) > 1 for w in windows)
+    return windows, [piece for w in windows for piece in w]
+
+
 def text_windows(tokenizer, text: str, max_tokens: int) -> list[str]:
     """Cut ``text`` into pieces of at most ``max_tokens`` tokens (special tokens not counted).
 
@@ -119,11 +129,7 @@ class HFTextBackbone(Backbone):
         return [s[:, m] for s, m in zip(states, mask)]
 
     def embed(self, batch: Sequence[str]) -> list[Embedding]:
-        texts = [as_text(t) for t in batch]
-        self.n_empty += sum(not t.strip() for t in texts)
-        windows = [text_windows(self.tokenizer, t, self._window_tokens) for t in texts]
-        self.n_windowed += sum(len(w) > 1 for w in windows)
-        flat = [piece for w in windows for piece in w]
+        windows, flat = window_batch(self, batch)
         states = self._hidden_states(flat)
         results, i = [], 0
         for w in windows:

@@ -31,7 +31,7 @@ from pipeline.backbones.base import (
     resolve_source,
     torch_dtype,
 )
-from pipeline.backbones.hf_text import as_text, text_windows
+from pipeline.backbones.hf_text import window_batch
 
 
 @register_backbone("sentence_transformers")
@@ -63,11 +63,7 @@ class SentenceTransformerBackbone(Backbone):
         self.n_empty = 0
 
     def embed(self, batch: Sequence[str]) -> list[Embedding]:
-        texts = [as_text(t) for t in batch]
-        self.n_empty += sum(not t.strip() for t in texts)
-        windows = [text_windows(self.tokenizer, t, self._window_tokens) for t in texts]
-        self.n_windowed += sum(len(w) > 1 for w in windows)
-        flat = [piece for w in windows for piece in w]
+        windows, flat = window_batch(self, batch)
         vectors = self.model.encode(
             flat, batch_size=max(self.batch_size, 1), convert_to_numpy=True, show_progress_bar=False
         ).astype(np.float32)
