@@ -27,12 +27,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from pipeline.manifest import Corpus, Task  # noqa: E402
+from pipeline.core.manifest import Corpus, Task  # noqa: E402
 from tests.data.media import write_wav  # noqa: E402
 
 # Layer-norm conv stacks (as in wav2vec2-large-lv60, HuBERT-large, WavLM): padded, masked batches
 # are exact for them, so hf_audio batches. Group-norm checkpoints (wav2vec2-base, HuBERT-base) run
-# one input at a time by design (pipeline/backbones/hf_audio.py), which is what a seed loop does.
+# one input at a time by design (pipeline/features/backbones/hf_audio), which is what a seed loop does.
 LAYER_NORM = {"feat_extract_norm": "layer", "do_stable_layer_norm": True}
 MODELS = {
     "base": {**LAYER_NORM},  # otherwise Wav2Vec2Config defaults = the base size: 12 x 768, conv 7 x 512

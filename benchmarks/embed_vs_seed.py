@@ -24,7 +24,7 @@ def seed_loop(corpus, model_dir: Path, out: Path, device: str) -> None:
     import torch
     from transformers import Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
-    from pipeline.media import decode_audio
+    from pipeline.core.media import decode_audio
 
     extractor = Wav2Vec2FeatureExtractor.from_pretrained(model_dir)
     model = Wav2Vec2Model.from_pretrained(model_dir).to(device).eval()
@@ -39,8 +39,9 @@ def seed_loop(corpus, model_dir: Path, out: Path, device: str) -> None:
 
 def main() -> None:
     args = arguments(__doc__)
-    from pipeline.embed import embed_corpus
-    from pipeline.segments import Segments, segment_corpus
+    from pipeline.features.embed.engine import embed_corpus
+    from pipeline.core.segments import Segments
+    from pipeline.segment.decode import segment_corpus
 
     work = args.work
     corpus = make_corpus(work / "corpus", args.n)

@@ -4,7 +4,7 @@
     python benchmarks/feature_loading.py --layers 13      # layered store: pooled [N, 13, 768]
     python benchmarks/feature_loading.py --cold           # also evict the files from the page cache first
 
-Builds, in a temporary directory, a real feature store with :func:`pipeline.store.write_store`
+Builds, in a temporary directory, a real feature store with :func:`pipeline.core.store.write_store`
 (``N`` utterances ``utt00000`` …, pooled float32 features) and the same features as ``N`` files
 ``<dir>/<id>.npy`` written with ``np.save``, as the seed code kept them. Then times, interleaved in
 one run, both ways of getting the matrix a probe trains on, in a shuffled id order (a probe asks for
@@ -40,7 +40,7 @@ import numpy as np
 if __package__ in (None, ""):  # `python benchmarks/feature_loading.py` as well as `python -m benchmarks.…`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.store import FeatureStore, write_store  # noqa: E402
+from pipeline.core.store import FeatureStore, write_store  # noqa: E402
 
 TARGET = 30.0
 

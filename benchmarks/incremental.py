@@ -18,8 +18,9 @@ from _common import arguments, backbone_cfg, emit, extend, machine, make_corpus,
 def main() -> None:
     args = arguments(__doc__, extra=0.10)
 
-    from pipeline.embed import embed_corpus
-    from pipeline.segments import Segments, segment_corpus
+    from pipeline.features.embed.engine import embed_corpus
+    from pipeline.core.segments import Segments
+    from pipeline.segment.decode import segment_corpus
 
     work = args.work
     base = make_corpus(work / "corpus", args.n)

@@ -23,9 +23,10 @@ from _common import ROOT, arguments, emit, extend, machine, make_corpus, make_mo
 CHILD = """
 import json, resource, sys
 sys.path.insert(0, {root!r})
-from pipeline import manifest
-from pipeline.segments import Segments, segment_corpus
-from pipeline.embed import embed_corpus
+from pipeline.core import manifest
+from pipeline.core.segments import Segments
+from pipeline.segment.decode import segment_corpus
+from pipeline.features.embed.engine import embed_corpus
 stage, prepared, seg, out, model, cache = sys.argv[1:7]
 corpus = manifest.load(prepared)
 if stage == "segment":
@@ -50,7 +51,7 @@ def run(stage: str, work: Path, tag: str, model: Path, shard_size: int) -> float
 def main() -> None:
     args = arguments(__doc__, n=200, model="small", shard_size=25, scale=4)  # 1x must already span several shards
 
-    from pipeline.manifest import save
+    from pipeline.core.manifest import save
 
     work = args.work
     model = make_model(work / f"model-{args.model}", args.model)

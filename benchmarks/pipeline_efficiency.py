@@ -22,9 +22,10 @@ def main() -> None:
 
     import torch
 
-    from pipeline.backbones import build_backbone
-    from pipeline.embed import DEFAULTS, Items, Shard, backbone_key, collect_items, embed_corpus, shard_batches
-    from pipeline.segments import Segments, segment_corpus
+    from pipeline.features.backbones.base import build_backbone
+    from pipeline.features.embed.engine import DEFAULTS, Items, Shard, backbone_key, collect_items, embed_corpus, shard_batches
+    from pipeline.core.segments import Segments
+    from pipeline.segment.decode import segment_corpus
 
     work = args.work
     corpus = make_corpus(work / "corpus", args.n)

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipeline import manifest
-from pipeline.config import section
-from pipeline.embed import embed_corpus
-from pipeline.paths import prepared_dir, segments_path, store_path, transcripts_path
-from pipeline.segments import Segments
+from pipeline.core import manifest
+from pipeline.core.config import section
+from pipeline.core.paths import prepared_dir, segments_path, store_path, transcripts_path
+from pipeline.core.segments import Segments
+from pipeline.core.settings import parse
+from pipeline.features.backbones.base import backbone_settings
+from pipeline.features.embed.engine import EmbedSettings, embed_corpus
 from stages._cli import run_stage
 
 
 def main(args, params) -> None:
-    cfg = section(params, "backbones", args.backbone)
+    settings = backbone_settings(args.backbone, section(params, "backbones", args.backbone))
+    # params `embed` (executor, cache, shard size) schedule the work; they do not change results.
+    engine = parse(EmbedSettings, params.get("embed"), "embed")
     corpus = manifest.load(prepared_dir(args.corpus))
     transcripts = transcripts_path(args.corpus)
     if transcripts.exists():  # the transcribe stage's output: corpus text, ASR where it was missing
@@ -21,8 +25,7 @@ def main(args, params) -> None:
         corpus.manifest["text"] = corpus.manifest["id"].map(text).fillna("")
     segments = Segments(segments_path(args.corpus))
     out = store_path(args.corpus, args.backbone)
-    # params `embed` (executor, cache, shard size) schedule the work; they do not change results.
-    info = embed_corpus(corpus, segments, args.backbone, cfg, out, engine=params.get("embed"))
+    info = embed_corpus(corpus, segments, args.backbone, settings, out, engine=engine)
     if info["applicable"]:
         print(
             f"embedded {args.corpus}/{args.backbone}: {info['n']} utterances, dim {info['dims']} "

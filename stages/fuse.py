@@ -1,45 +1,37 @@
 """Stage ``fuse@<corpus>-<fusion>``: train and evaluate a fusion head over several backbones' features.
 
-``--head`` names a ``heads.<name>`` section with ``type: concat|late|attention`` and ``members``;
-``--backbone`` is the members joined by '+' (``egemaps+minilm+fer``): DVC needs it spelled out for
-the output paths, and the stage refuses a value that disagrees with ``members``, so params and
-paths cannot drift apart.
+``--head`` names a ``heads.<name>`` section with ``type: concat|late|attention``; ``--backbone`` is
+the members joined by '+' (``egemaps+minilm+fer``), the run item's ``backbone``: the members are
+named once, there, and the output paths use the same string.
 """
 
 from __future__ import annotations
 
-from pipeline import manifest
-from pipeline.config import ConfigError, section
-from pipeline.fusion import fusion_backbone, fusion_members, run_fusion
-from pipeline.paths import experiment_path, model_dir, predictions_dir, prepared_dir, store_path
-from pipeline.probe import summary_lines
-from pipeline.store import FeatureStore
+from pipeline.core import manifest
+from pipeline.core.config import section
+from pipeline.core.paths import experiment_path, model_dir, predictions_dir, prepared_dir, store_path
+from pipeline.core.store import FeatureStore
+from pipeline.experiment.results import summary_lines
+from pipeline.heads.base import head_settings
+from pipeline.heads.probe import fusion_members, run_fusion
 from stages._cli import run_stage
 
 
 def main(args, params) -> None:
-    cfg = section(params, "heads", args.head)
-    members = fusion_members(args.head, cfg)
-    backbone = fusion_backbone(members)
-    if args.backbone != backbone:
-        raise ConfigError(
-            f"--backbone {args.backbone} does not match heads.{args.head}.members ({backbone}); update run.fusions"
-        )
+    settings = head_settings(args.head, section(params, "heads", args.head), family="fusion")
+    members = fusion_members(args.backbone)
     corpus = manifest.load(prepared_dir(args.corpus))
     result = run_fusion(
         corpus,
         {m: FeatureStore(store_path(args.corpus, m)) for m in members},
         args.head,
-        cfg,
-        model_dir=model_dir(args.corpus, backbone, args.head),
-        metrics_path=experiment_path(args.corpus, backbone, args.head),
-        predictions_dir=predictions_dir(args.corpus, backbone, args.head),
+        settings,
+        model_dir=model_dir(args.corpus, args.backbone, args.head),
+        metrics_path=experiment_path(args.corpus, args.backbone, args.head),
+        predictions_dir=predictions_dir(args.corpus, args.backbone, args.head),
     )
-    if "skipped" in result:
-        print(f"skipped {args.corpus}/{backbone}/{args.head}: {result['skipped']}")
-        return
-    dropped = result["dropped"]
-    if dropped["n"]:
+    dropped = result.get("dropped", {})
+    if dropped.get("n"):
         print(f"dropped {dropped['n']} utterance(s) missing from a member store: {dropped['per_member']}, "
               f"e.g. {dropped['examples'][:3]}")
     print("\n".join(summary_lines(result)))

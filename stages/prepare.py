@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import shutil
 
-from pipeline import manifest
-from pipeline.config import section
-from pipeline.corpora import get_recipe
-from pipeline.paths import prepared_dir
+from pipeline.core import manifest
+from pipeline.core.config import section
+from pipeline.core.paths import prepared_dir
+from pipeline.corpora.base import corpus_settings, prepare_corpus
 from stages._cli import run_stage
 
 
 def main(args, params) -> None:
-    cfg = section(params, "corpora", args.corpus)
+    settings = corpus_settings(args.corpus, section(params, "corpora", args.corpus))  # before touching outputs
     out = prepared_dir(args.corpus)
     # The recipe may write media here (demo); corpus.json is written last by manifest.save, so an
     # interrupted run leaves a directory that `manifest.load` refuses.
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    corpus = get_recipe(cfg.get("recipe", args.corpus))(cfg, out)
-    corpus.name = args.corpus
+    corpus = prepare_corpus(args.corpus, settings, out)
     manifest.save(corpus, out)
     counts = corpus.manifest.groupby("split").size().to_dict()
     print(f"prepared {args.corpus}: {len(corpus.manifest)} utterances {counts}, tasks {[t.name for t in corpus.tasks]}")

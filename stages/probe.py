@@ -1,32 +1,30 @@
-"""Stage ``probe@<corpus>-<backbone>-<head>``: train and evaluate a head on cached features."""
+"""Stage ``probe@<corpus>-<backbone>-<head>``: train and evaluate a probe head on cached features."""
 
 from __future__ import annotations
 
-from pipeline import manifest
-from pipeline.config import section
-from pipeline.paths import experiment_path, model_dir, predictions_dir, prepared_dir, store_path
-from pipeline.probe import leaderboard_rows, run_probe
-from pipeline.store import FeatureStore
+from pipeline.core import manifest
+from pipeline.core.config import section
+from pipeline.core.paths import experiment_path, model_dir, predictions_dir, prepared_dir, store_path
+from pipeline.core.store import FeatureStore
+from pipeline.experiment.results import summary_lines
+from pipeline.heads.base import head_settings
+from pipeline.heads.probe import run_probe
 from stages._cli import run_stage
 
 
 def main(args, params) -> None:
-    cfg = section(params, "heads", args.head)
+    settings = head_settings(args.head, section(params, "heads", args.head), family="probe")
     corpus = manifest.load(prepared_dir(args.corpus))
     result = run_probe(
         corpus,
         FeatureStore(store_path(args.corpus, args.backbone)),
         args.head,
-        cfg,
+        settings,
         model_dir=model_dir(args.corpus, args.backbone, args.head),
         metrics_path=experiment_path(args.corpus, args.backbone, args.head),
         predictions_dir=predictions_dir(args.corpus, args.backbone, args.head),
     )
-    if "skipped" in result:
-        print(f"skipped {args.corpus}/{args.backbone}/{args.head}: {result['skipped']}")
-    for row in leaderboard_rows(result):
-        metric = "uar" if row["uar"] is not None else "ccc"
-        print(f"{row['corpus']}/{row['task']}/{row['backbone']}/{row['head']} {row['split']}: {metric.upper()} {row[metric]:.3f} (n={row['n']})")
+    print("\n".join(summary_lines(result)))
 
 
 if __name__ == "__main__":

@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-from pipeline import manifest
-from pipeline.config import section
-from pipeline.io import write_json
-from pipeline.paths import prepared_dir, segment_report, segments_path
-from pipeline.segments import segment_corpus
+from pipeline.core import manifest
+from pipeline.core.config import section
+from pipeline.core.io import write_json
+from pipeline.core.paths import prepared_dir, segment_report, segments_path
+from pipeline.core.settings import parse
+from pipeline.segment.decode import SegmentSettings, segment_corpus
 from stages._cli import run_stage
 
 
 def main(args, params) -> None:
-    cfg = section(params, "segment")
+    s = parse(SegmentSettings, section(params, "segment"), "segment")
     corpus = manifest.load(prepared_dir(args.corpus))
     skipped = segment_corpus(
         corpus,
         segments_path(args.corpus),
-        sample_rate=int(cfg.get("sample_rate", 16000)),
-        fps=float(cfg.get("fps", 2)),
-        frame_size=int(cfg.get("frame_size", 96)),
-        on_bad_media=cfg.get("on_bad_media", "error"),
-        workers=int(cfg.get("workers", 2)),
+        sample_rate=s.sample_rate,
+        fps=s.fps,
+        frame_size=s.frame_size,
+        on_bad_media=s.on_bad_media,
+        workers=s.workers,
     )
     write_json(segment_report(args.corpus), {"corpus": args.corpus, "skipped": skipped})
     n = len(corpus.manifest)

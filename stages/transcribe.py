@@ -10,23 +10,25 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipeline import manifest
-from pipeline.config import section
-from pipeline.io import atomic_file, write_json
-from pipeline.paths import prepared_dir, segments_path, transcripts_path, transcripts_report
-from pipeline.segments import Segments
+from pipeline.core import manifest
+from pipeline.core.config import section
+from pipeline.core.io import atomic_file, write_json
+from pipeline.core.paths import prepared_dir, segments_path, transcripts_path, transcripts_report
+from pipeline.core.segments import Segments
+from pipeline.core.settings import parse
+from pipeline.transcribe.asr import TranscriptsSettings
 from stages._cli import run_stage
 
 
 def main(args, params) -> None:
-    cfg = dict(section(params, "transcripts"))
+    cfg = parse(TranscriptsSettings, section(params, "transcripts"), "transcripts")
     corpus = manifest.load(prepared_dir(args.corpus))
     original = corpus.manifest["text"].fillna("").astype(str)
-    if cfg.get("backend", "none") == "none":
+    if cfg.backend == "none":
         report = {"backend": "none", "n_rows": len(original), "n_missing": int((original.str.strip() == "").sum()), "n_filled": 0}
         texts = original
     else:
-        from pipeline.transcribe import fill_missing_transcripts
+        from pipeline.transcribe.asr import fill_missing_transcripts  # loads models only when asked
 
         filled, report = fill_missing_transcripts(corpus, Segments(segments_path(args.corpus)), cfg)
         texts = filled.manifest["text"].fillna("").astype(str)

@@ -42,7 +42,7 @@ needs_ravdess = pytest.mark.skipif(not RAVDESS_MP4.exists(), reason="shared RAVD
 @pytest.fixture(scope="session")
 def tiny_demo(tmp_path_factory) -> Path:
     """A small demo corpus tree (4 speakers × 4 emotions × 2) generated once per session."""
-    from pipeline.corpora.demo_synth import generate_demo_corpus
+    from pipeline.corpora.synth.demo import generate_demo_corpus
 
     out = tmp_path_factory.mktemp("demo") / "tree"
     return generate_demo_corpus(out, seed=1, n_speakers=4, utterances_per_class=2, progress=False)

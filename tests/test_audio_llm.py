@@ -2,7 +2,7 @@
 
 The LLM (hidden 32, 2 layers) and tokenizer are built once per module and saved with
 ``save_pretrained``; every stage loads them with ``AutoModelForCausalLM``/``AutoTokenizer``.
-Features come from synthetic stores written with :func:`pipeline.store.write_store`.
+Features come from synthetic stores written with :func:`pipeline.core.store.write_store`.
 """
 
 from __future__ import annotations
@@ -15,22 +15,22 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline import manifest
-from pipeline.audio_llm.data import (
+from pipeline.core import manifest
+from pipeline.heads.audio_llm.data import (
     PROMPTS,
     TRANSCRIBE,
     instruct_examples,
     instruction,
     stage1_examples,
 )
-from pipeline.audio_llm.model import AudioLLM, Projector, build_projectors, load_llm, load_projectors, save_projectors
-from pipeline.audio_llm.parse import UNPARSED, LabelParser
-from pipeline.audio_llm.plan import make_plan
-from pipeline.audio_llm.train import align_fold, mean_loss, run_align, run_instruct
-from pipeline.io import read_json
-from pipeline.manifest import Corpus, Task
-from pipeline.probe import leaderboard_rows
-from pipeline.store import write_store
+from pipeline.heads.audio_llm.model import AudioLLM, Projector, build_projectors, load_llm, load_projectors, save_projectors
+from pipeline.heads.audio_llm.parse import UNPARSED, LabelParser
+from pipeline.heads.audio_llm.plan import make_plan
+from pipeline.heads.audio_llm.train import align_fold, mean_loss, run_align, run_instruct
+from pipeline.core.io import read_json
+from pipeline.core.manifest import Corpus, Task
+from pipeline.heads.probe import leaderboard_rows
+from pipeline.core.store import write_store
 
 CLASSES = ["neutral", "happy", "sad", "angry"]
 SENTENCES = ["I will be there tomorrow", "The box is on the table", "We talked about it"]
@@ -204,7 +204,7 @@ def test_parser_maps_synonyms_to_each_corpus_own_label_names():
 
 
 def test_unparseable_answers_count_as_errors_never_dropped():
-    from pipeline.audio_llm.evaluate import score
+    from pipeline.heads.audio_llm.evaluate import score
 
     frame = pd.DataFrame({"speaker": ["a"] * 4, "actual": ["happy", "sad", "angry", "neutral"],
                           "predicted": ["happy", UNPARSED, "angry", UNPARSED]})
@@ -400,7 +400,7 @@ def _flat(blob, prefix=""):
 
 
 def test_stages_write_the_probe_metrics_contract_for_the_audio_visual_model(syn, llm_dir, tmp_path):
-    from pipeline.report import build_report
+    from pipeline.report.build import build_report
     from stages import audio_llm_align, audio_llm_eval, audio_llm_instruct
 
     manifest.save(syn, tmp_path / "data/syn/prepared")
@@ -430,7 +430,7 @@ def test_stages_write_the_probe_metrics_contract_for_the_audio_visual_model(syn,
 
 
 def test_cross_validation_trains_one_model_per_fold_and_pools(tmp_path, monkeypatch, llm_dir):
-    from pipeline.audio_llm.evaluate import run_eval
+    from pipeline.heads.audio_llm.evaluate import run_eval
 
     monkeypatch.chdir(tmp_path)
     corpus = synthetic_corpus(tmp_path, n_per=1, folds=True)
@@ -447,7 +447,7 @@ def test_cross_validation_trains_one_model_per_fold_and_pools(tmp_path, monkeypa
 
 
 def test_bad_inputs_are_clear_errors(syn, llm_dir, tmp_path):
-    from pipeline.audio_llm import AudioLLMError
+    from pipeline.heads.audio_llm import AudioLLMError
 
     write_store(tmp_path / "features/syn/pooled.zarr", ids=["a"], pooled=np.zeros((1, 3)), attrs={"backbone": "pooled"})
     with pytest.raises(AudioLLMError, match="lld: true"):

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from pipeline.backbones import BackboneError, build_backbone
-from pipeline.media import decode_audio, decode_frames
+from pipeline.core.errors import BackboneError
+from pipeline.features.backbones.base import build_backbone
+from pipeline.core.media import decode_audio, decode_frames
 from tests.conftest import EMODB, RAVDESS_MP4, needs_emodb, needs_ravdess
 
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.backbones import BackboneError, build_backbone
-from pipeline.backbones.emotion2vec import E2V_LABELS, zero_shot_predict
-from pipeline.media import decode_audio
+from pipeline.core.errors import BackboneError
+from pipeline.features.backbones.base import build_backbone
+from pipeline.features.backbones.emotion2vec import E2V_LABELS, zero_shot_predict
+from pipeline.core.media import decode_audio
 from tests.conftest import EMODB, needs_emodb
 
 EMOTION2VEC_TOKENS = ["生气/angry", "厌恶/disgusted", "恐惧/fearful", "开心/happy", "中立/neutral",
@@ -140,7 +141,7 @@ def test_zero_shot_mapping():
 
 
 def test_emotion2vec_hub_name_fails_fast_without_funasr(monkeypatch, tmp_path):
-    import pipeline.backbones.emotion2vec as e2v
+    import pipeline.features.backbones.emotion2vec as e2v
 
     def no_funasr(*_a, **_k):
         raise AssertionError("funasr must not be called for a hub name")

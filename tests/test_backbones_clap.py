@@ -10,10 +10,11 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.backbones import BackboneError, build_backbone
-from pipeline.backbones.clap import resample, zero_shot_scores
-from pipeline.backbones.laion_clap import hf_to_laion
-from pipeline.media import decode_audio
+from pipeline.core.errors import BackboneError
+from pipeline.features.backbones.base import build_backbone
+from pipeline.features.backbones.clap import resample, zero_shot_scores
+from pipeline.features.backbones.laion_clap import hf_to_laion
+from pipeline.core.media import decode_audio
 from tests.conftest import EMODB, needs_emodb
 
 SR = 16000

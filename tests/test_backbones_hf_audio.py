@@ -10,9 +10,10 @@ import math
 import numpy as np
 import pytest
 
-from pipeline.backbones import BackboneError, build_backbone
-from pipeline.backbones.hf_audio import group_by_seconds, split_windows
-from pipeline.media import decode_audio
+from pipeline.core.errors import BackboneError
+from pipeline.features.backbones.base import build_backbone
+from pipeline.core.audio import even_windows as split_windows, group_by_seconds
+from pipeline.core.media import decode_audio
 from tests.conftest import EMODB, needs_emodb
 
 SR = 16000

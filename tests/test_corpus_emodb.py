@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from pipeline.corpora import get_recipe
-from pipeline.manifest import ManifestError, validate
-from pipeline.media import MediaError
-from pipeline.segments import segment_corpus
+from pipeline.core.errors import ManifestError
+from pipeline.core.manifest import validate
+from pipeline.core.errors import MediaError
+from pipeline.segment.decode import segment_corpus
 from tests.conftest import EMODB, needs_emodb
 from tests.data.emodb.data import generate
 from tests.data.media import write_wav

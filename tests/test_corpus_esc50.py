@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from pipeline.corpora import get_recipe
-from pipeline.manifest import ManifestError
-from pipeline.media import MediaError
-from pipeline.segments import segment_corpus
+from pipeline.core.errors import ManifestError
+from pipeline.core.errors import MediaError
+from pipeline.segment.decode import segment_corpus
 from tests.data.esc50.data import generate, rows, write_meta
 
 CSV = "esc50/meta/esc50.csv"

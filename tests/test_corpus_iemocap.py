@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from pipeline.corpora import get_recipe
-from pipeline.manifest import ManifestError, load, save, validate
-from pipeline.media import MediaError
-from pipeline.segments import Segments, segment_corpus
+from pipeline.core.errors import ManifestError
+from pipeline.core.manifest import load, save, validate
+from pipeline.core.errors import MediaError
+from pipeline.core.segments import Segments
+from pipeline.segment.decode import segment_corpus
 from tests.data.iemocap.data import NO_TRANSCRIPT, generate
 
 prepare = get_recipe("iemocap")

@@ -11,9 +11,9 @@ import pytest
 import pandas as pd
 
 from pipeline.corpora import get_recipe
-from pipeline.manifest import ManifestError
-from pipeline.media import MediaError
-from pipeline.segments import segment_corpus
+from pipeline.core.errors import ManifestError
+from pipeline.core.errors import MediaError
+from pipeline.segment.decode import segment_corpus
 from tests.data.manifest.data import EMOTIONS, generate, plan, write_labels
 
 TASKS = {"emotion": {"type": "classification"}, "valence": {"type": "regression"}}

@@ -13,9 +13,12 @@ from pathlib import Path
 import pytest
 
 from pipeline.corpora import get_recipe
-from pipeline.manifest import ManifestError, validate
-from pipeline.media import MediaError, ffmpeg_exe
-from pipeline.segments import Segments, segment_corpus
+from pipeline.core.errors import ManifestError
+from pipeline.core.manifest import validate
+from pipeline.core.errors import MediaError
+from pipeline.core.media import ffmpeg_exe
+from pipeline.core.segments import Segments
+from pipeline.segment.decode import segment_corpus
 from tests.data.meld.data import EMOTIONS, QUOTE_UTF8_MOJIBAKE, generate
 
 prepare = get_recipe("meld")

@@ -7,9 +7,11 @@ import pandas as pd
 import pytest
 
 from pipeline.corpora import get_recipe
-from pipeline.manifest import ManifestError, load, save
-from pipeline.media import MediaError
-from pipeline.segments import Segments, segment_corpus
+from pipeline.core.errors import ManifestError
+from pipeline.core.manifest import load, save
+from pipeline.core.errors import MediaError
+from pipeline.core.segments import Segments
+from pipeline.segment.decode import segment_corpus
 from tests.data.mer2023.data import EMOTIONS, generate
 
 prepare = get_recipe("mer2023")

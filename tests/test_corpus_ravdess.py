@@ -6,9 +6,11 @@ from pathlib import Path
 import pytest
 
 from pipeline.corpora import get_recipe
-from pipeline.manifest import ManifestError, validate
-from pipeline.media import MediaError
-from pipeline.segments import Segments, segment_corpus
+from pipeline.core.errors import ManifestError
+from pipeline.core.manifest import validate
+from pipeline.core.errors import MediaError
+from pipeline.core.segments import Segments
+from pipeline.segment.decode import segment_corpus
 from tests.conftest import RAVDESS_MP4, needs_ravdess
 from tests.data.media import write_wav
 from tests.data.ravdess.data import EMOTIONS, clip_name, generate

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 
 from pipeline.corpora import get_recipe
-from pipeline.corpora.demo_synth import generate_demo_corpus, plan_utterances
-from pipeline.manifest import ManifestError
-from pipeline.media import decode_audio, decode_frames
-from pipeline.synth.espeak import EspeakSynthesizer
-from pipeline.synth.face import render_face
+from pipeline.corpora.synth.demo import generate_demo_corpus, plan_utterances
+from pipeline.core.errors import ManifestError
+from pipeline.core.media import decode_audio, decode_frames
+from pipeline.corpora.synth.espeak import EspeakSynthesizer
+from pipeline.corpora.synth.face import render_face
 
 
 def test_plan_is_seeded_and_prosody_follows_the_class():

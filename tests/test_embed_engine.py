@@ -18,10 +18,12 @@ import pandas as pd
 import pytest
 import zarr
 
-from pipeline.embed import embed_corpus
-from pipeline.manifest import Corpus, Task
-from pipeline.segments import Segments, segment_corpus
-from pipeline.store import FeatureStore, StoreError
+from pipeline.features.embed.engine import embed_corpus
+from pipeline.core.manifest import Corpus, Task
+from pipeline.core.segments import Segments
+from pipeline.segment.decode import segment_corpus
+from pipeline.core.errors import StoreError
+from pipeline.core.store import FeatureStore
 from tests.data.media import write_wav
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,9 +132,9 @@ def test_identical_inputs_are_computed_once(toy, tmp_path):
 
 RESUME_SCRIPT = """
 import sys
-from pipeline import manifest
-from pipeline.embed import embed_corpus
-from pipeline.segments import Segments
+from pipeline.core import manifest
+from pipeline.features.embed.engine import embed_corpus
+from pipeline.core.segments import Segments
 corpus = manifest.load(sys.argv[1])
 cfg = {"type": "hf_audio", "source": sys.argv[4], "frame_layer": -1}
 info = embed_corpus(corpus, Segments(sys.argv[2]), "w2v", cfg, sys.argv[3],
@@ -170,7 +172,7 @@ def _finished_shards(cache: Path) -> int:
 
 
 def test_kill_9_then_rerun_resumes_and_gives_a_bit_identical_store(tmp_path, tiny_w2v):
-    from pipeline.manifest import save
+    from pipeline.core.manifest import save
 
     corpus = make_corpus(tmp_path / "corpus", 48, seconds=1.5)
     save(corpus, tmp_path / "prepared")

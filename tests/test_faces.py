@@ -1,4 +1,4 @@
-"""Face detection and cropping (pipeline/faces.py) on the shared RAVDESS clip and on blank frames."""
+"""Face detection and cropping (pipeline/features/faces.py) on the shared RAVDESS clip and on blank frames."""
 
 import subprocess
 import sys
@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline.faces import (
+from pipeline.features.faces import (
     FaceCropper,
     FaceError,
     crop_largest,
@@ -15,7 +15,7 @@ from pipeline.faces import (
     expand_box,
     largest,
 )
-from pipeline.media import decode_frames
+from pipeline.core.media import decode_frames
 from tests.conftest import RAVDESS_MP4, ROOT, needs_ravdess
 
 BLANK = np.full((96, 96, 3), 127, np.uint8)
@@ -29,7 +29,7 @@ def ravdess_frames():
 
 
 def test_importing_faces_is_cheap():
-    code = "import sys, pipeline.faces; assert not {'cv2', 'dlib', 'torch'} & set(sys.modules), sys.modules.keys()"
+    code = "import sys, pipeline.features.faces; assert not {'cv2', 'dlib', 'torch'} & set(sys.modules), sys.modules.keys()"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
@@ -96,7 +96,7 @@ def test_dlib_model_files_are_located_without_importing_the_package():
 
 
 def fer_original_face(frame):
-    """The fer backbone's own face step before pipeline.faces existed (fer_video.py ``_face``)."""
+    """The fer backbone's own face step before pipeline.features.faces existed (fer_video.py ``_face``)."""
     import cv2
 
     detector = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
@@ -110,7 +110,7 @@ def fer_original_face(frame):
 
 @needs_ravdess
 def test_cropper_reproduces_the_fer_backbones_face(ravdess_frames):
-    """FaceCropper('haar') gives fer's original crop: fer can use pipeline.faces without changing features."""
+    """FaceCropper('haar') gives fer's original crop: fer can use pipeline.features.faces without changing features."""
     import cv2
 
     cropper = FaceCropper("haar")

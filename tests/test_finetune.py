@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.augment import SEED_SPECS, AugmentError, Augmenter
-from pipeline.io import read_json
-from pipeline.manifest import Corpus, Task, save
-from pipeline.segments import Segments, segment_corpus
+from pipeline.heads.finetune.augment import SEED_SPECS, AugmentError, Augmenter
+from pipeline.core.io import read_json
+from pipeline.core.manifest import Corpus, Task, save
+from pipeline.core.segments import Segments
+from pipeline.segment.decode import segment_corpus
 from tests.conftest import write_wav
 
 CLASSES = ["low", "mid", "high"]
@@ -109,7 +110,7 @@ def synthetic_corpus(root: Path, speakers: dict, *, n_per: int = 2, noisy_test: 
     corpus = Corpus(name, df, [task], str(root))
     save(corpus, root / "prepared")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("pipeline.segments.decode_audio", read_wav)
+        mp.setattr("pipeline.segment.decode.decode_audio", read_wav)
         segment_corpus(corpus, root / "segments.zarr", fps=0, workers=1)
     return corpus, Segments(root / "segments.zarr")
 
@@ -121,7 +122,7 @@ AST_LORA = {
 
 
 def finetune(tmp: Path, corpus, segments, source, cfg, head="lora"):
-    from pipeline.finetune import run_finetune
+    from pipeline.heads.finetune.core import run_finetune
 
     return run_finetune(
         corpus, segments, head, cfg, source=source,
@@ -210,7 +211,7 @@ def test_training_reduces_training_loss_and_logs_curves(ast_lora):
 
 
 def test_writes_the_probe_metrics_contract(ast_lora):
-    from pipeline.probe import leaderboard_rows
+    from pipeline.heads.probe import leaderboard_rows
 
     tmp, result = ast_lora["tmp"] / "run", ast_lora["result"]
     written = read_json(tmp / "experiment.json")
@@ -228,7 +229,7 @@ def test_writes_the_probe_metrics_contract(ast_lora):
 
 
 def saved_logits(model_dir: Path, segments, ids, base=None):
-    from pipeline.finetune import fit_length, load_finetuned, predict_outputs
+    from pipeline.heads.finetune.core import fit_length, load_finetuned, predict_outputs
 
     model, extractor, meta = load_finetuned(model_dir, base)
     audios = [fit_length(segments.audio(u), int(meta["max_seconds"] * 16000), int(meta["min_seconds"] * 16000)) for u in ids]
@@ -243,7 +244,7 @@ def softmax(z):
 def test_lora_adapter_reloads_to_identical_logits_and_merges(ast_lora):
     import torch
 
-    from pipeline.finetune import extract
+    from pipeline.heads.finetune.core import extract
 
     tmp, seg = ast_lora["tmp"] / "run", ast_lora["segments"]
     preds = pd.read_csv(tmp / "predictions" / "emotion.csv")
@@ -263,7 +264,7 @@ def test_lora_adapter_reloads_to_identical_logits_and_merges(ast_lora):
 def test_ast_normalisation_comes_from_the_training_split(ast_lora):
     from transformers import AutoFeatureExtractor
 
-    from pipeline.finetune import fit_ast_normalisation
+    from pipeline.heads.finetune.core import fit_ast_normalisation
 
     seg, corpus = ast_lora["segments"], ast_lora["corpus"]
     saved = read_json(ast_lora["tmp"] / "run" / "models" / "emotion" / "preprocessor_config.json")
@@ -304,7 +305,7 @@ def test_best_epoch_is_the_best_on_dev(ast_lora):
 def test_best_epoch_weights_are_restored_exactly():
     import torch
 
-    from pipeline.finetune import _keep_best, snapshot
+    from pipeline.heads.finetune.core import _keep_best, snapshot
 
     model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.LayerNorm(2))
     model[1].weight.requires_grad_(False)
@@ -342,7 +343,7 @@ def test_hubert_lora_all_folds_pools_out_of_fold_predictions(tmp_path):
 
 
 def test_regression_task_trains_on_standardised_targets_and_reports_ccc(tmp_path):
-    from pipeline.finetune import load_finetuned, outputs_to_predictions, predict_outputs
+    from pipeline.heads.finetune.core import load_finetuned, outputs_to_predictions, predict_outputs
 
     corpus, segments = synthetic_corpus(tmp_path / "corpus", SPLIT, regression=True)
     source = tiny_ast(tmp_path / "ast")
@@ -362,7 +363,7 @@ def test_regression_task_trains_on_standardised_targets_and_reports_ccc(tmp_path
 
 
 def test_bad_params_are_one_line_errors(tmp_path):
-    from pipeline.finetune import FinetuneError, Settings
+    from pipeline.heads.finetune.core import FinetuneError, Settings
 
     with pytest.raises(FinetuneError, match="type must be one of"):
         Settings.from_params("x", {"type": "adapter", "backbone": "ast"})

@@ -6,14 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import manifest
-from pipeline.config import ConfigError
-from pipeline.fusion import run_fusion
+from pipeline.core import manifest
+from pipeline.core.errors import ConfigError
+from pipeline.heads.fuse import run_fusion
 from pipeline.heads.fusion import apply_temperature, fit_temperature
-from pipeline.io import read_json
-from pipeline.manifest import Corpus, Task
-from pipeline.report import build_report
-from pipeline.store import FeatureStore, write_not_applicable, write_store
+from pipeline.core.io import read_json
+from pipeline.core.manifest import Corpus, Task
+from pipeline.report.build import build_report
+from pipeline.core.store import FeatureStore, write_not_applicable, write_store
 from stages import fuse
 
 CLASSES = ["a", "b", "c", "d"]
@@ -71,7 +71,7 @@ def test_fusion_beats_every_member(tmp_path, member_data, cfg):
 
 
 def test_single_members_alone_stay_near_chance(tmp_path, member_data):
-    from pipeline.probe import run_probe
+    from pipeline.heads.probe import run_probe
 
     corpus, _, stores = member_data
     res = run_probe(corpus, stores["a"], "logreg", {"C_grid": [1.0]}, model_dir=tmp_path / "m",

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.heads import build_head
-from pipeline.manifest import Task
+from pipeline.heads.base import build_head
+from pipeline.core.manifest import Task
 from tests.test_probe import CLASSES, run_head, synthetic
 
 FAST = {"epochs": 30, "patience": 5, "batch_size": 32, "lr": 5e-3}

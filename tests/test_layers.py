@@ -10,10 +10,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from pipeline.config import ConfigError
+from pipeline.core.errors import ConfigError
 from pipeline.heads.batched_logreg import balanced_weights, fit_grid, layer_sweep, predict_grid, standardise_layers
-from pipeline.probe import leaderboard_rows
-from pipeline.report_layers import plot_layer_scores
+from pipeline.heads.probe import leaderboard_rows
+from pipeline.report.layers import plot_layer_scores
 from tests.test_probe import run_head, synthetic
 
 C_GRID = [0.01, 0.1, 1.0, 10.0]

@@ -1,7 +1,8 @@
 import pandas as pd
 import pytest
 
-from pipeline.manifest import Corpus, ManifestError, Task, load, save, validate
+from pipeline.core.errors import ManifestError
+from pipeline.core.manifest import Corpus, Task, load, save, validate
 
 
 def make(tmp_path, **over):

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from pipeline.media import MediaError, decode_audio, decode_frames
+from pipeline.core.errors import MediaError
+from pipeline.core.media import decode_audio, decode_frames
 from tests.conftest import RAVDESS_MP4, needs_ravdess, tone, write_wav
 
 

@@ -1,4 +1,4 @@
-"""`python -m pipeline.models fetch`: hub routing, paths, revision recording and messages (no network)."""
+"""`python -m pipeline.tools.models fetch`: hub routing, paths, revision recording and messages (no network)."""
 
 import json
 import sys
@@ -7,7 +7,7 @@ import types
 import pytest
 import yaml
 
-from pipeline.models import ModelFetchError, fetch, main, parse_hub_id
+from pipeline.tools.models import ModelFetchError, fetch, main, parse_hub_id
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -126,7 +126,7 @@ def test_offline_mode_error(params, monkeypatch, capsys):
     assert main(["fetch", "wav2vec2"]) == 1
     err = capsys.readouterr().err
     assert "cannot download facebook/wav2vec2-base: HF_HUB_OFFLINE=1 is set" in err
-    assert "HF_HUB_OFFLINE=0 python -m pipeline.models fetch wav2vec2" in err
+    assert "HF_HUB_OFFLINE=0 python -m pipeline.tools.models fetch wav2vec2" in err
     assert "dvc pull models/pretrained/wav2vec2" in err
     assert not (params / "models/pretrained/wav2vec2/FETCHED.json").exists()
 
@@ -138,7 +138,7 @@ def test_unreachable_hub_error(params, fake_hf, monkeypatch):
         raise OSError("[Errno 101] Network is unreachable")
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", refuse)
-    monkeypatch.setattr("pipeline.models._hf_offline", lambda: False)
+    monkeypatch.setattr("pipeline.tools.models._hf_offline", lambda: False)
     with pytest.raises(ModelFetchError, match="cannot reach Hugging Face .*Network is unreachable.*On a machine with"):
         fetch("wav2vec2", {"source": "facebook/wav2vec2-base"})
 

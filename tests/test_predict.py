@@ -1,4 +1,4 @@
-"""``python -m pipeline.predict`` on models trained through the stages, in a temporary workspace.
+"""``python -m pipeline.tools.predict`` on models trained through the stages, in a temporary workspace.
 
 One tiny AST is fully fine-tuned by ``stages.finetune`` and one logistic probe is trained on a tiny
 HuBERT's features by ``stages.embed``/``stages.probe``; the CLI (called in-process) then scores a
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline import predict
-from pipeline.media import ffmpeg_exe
+from pipeline.tools import predict
+from pipeline.core.media import ffmpeg_exe
 from tests.conftest import write_wav
 from tests.test_finetune import CLASSES, CV, one_thread, synthetic_corpus, tiny_ast, tiny_hubert  # noqa: F401
 
@@ -70,7 +70,7 @@ def run_cli(capsys, *argv):
 
 
 def test_finetune_stage_then_predict_on_audio_and_video(workspace, capsys):
-    from pipeline.finetune import FinetuneError
+    from pipeline.heads.finetune.core import FinetuneError
     from stages import finetune
 
     with pytest.raises(FinetuneError, match="asked for 'hubert'"):

@@ -1,10 +1,10 @@
 import numpy as np
 import pandas as pd
 
-from pipeline.heads import build_head
-from pipeline.manifest import Corpus, Task
-from pipeline.probe import leaderboard_rows, run_probe
-from pipeline.store import FeatureStore, write_store
+from pipeline.heads.base import build_head
+from pipeline.core.manifest import Corpus, Task
+from pipeline.heads.probe import leaderboard_rows, run_probe
+from pipeline.core.store import FeatureStore, write_store
 
 CLASSES = ["a", "b", "c"]
 

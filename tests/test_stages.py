@@ -10,8 +10,8 @@ import shutil
 import pandas as pd
 import pytest
 
-from pipeline.io import read_json
-from pipeline.media import MediaError
+from pipeline.core.io import read_json
+from pipeline.core.errors import MediaError
 from stages import embed, prepare, probe, report, segment, transcribe
 
 PARAMS = {
@@ -101,7 +101,7 @@ def test_embed_reads_filled_transcripts(prepared, monkeypatch):
     segment.main(ns(corpus="demo"), prepared)
     pd.DataFrame({"id": df["id"], "text": "hello " + df["emotion"], "source": "asr"}).to_parquet("data/demo/transcripts.parquet")
     embed.main(ns(corpus="demo", backbone="minilm"), prepared)
-    from pipeline.store import FeatureStore
+    from pipeline.core.store import FeatureStore
 
     store = FeatureStore("data/../features/demo/minilm.zarr")
     assert store.applicable and len(store.ids) == len(df)

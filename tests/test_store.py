@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from pipeline.store import FeatureStore, StoreError, write_not_applicable, write_store
+from pipeline.core.errors import StoreError
+from pipeline.core.store import FeatureStore, write_not_applicable, write_store
 
 
 def test_round_trip_pooled_layers_and_ragged_frames(tmp_path):
@@ -27,7 +28,7 @@ def test_store_is_sharded_into_few_files(tmp_path):
 
 
 def test_killed_write_leaves_nothing_that_looks_complete(tmp_path, monkeypatch):
-    import pipeline.store as store_mod
+    import pipeline.core.store as store_mod
 
     def boom(*a, **k):
         raise KeyboardInterrupt  # what a kill during writing looks like to Python

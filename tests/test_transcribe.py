@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.manifest import Corpus, Task
-from pipeline.segments import Segments, segment_corpus
-from pipeline.transcribe import TranscribeError, fill_missing_transcripts, transcribe
+from pipeline.core.manifest import Corpus, Task
+from pipeline.core.segments import Segments
+from pipeline.segment.decode import segment_corpus
+from pipeline.transcribe.asr import TranscribeError, fill_missing_transcripts, transcribe
 from tests.conftest import tone, write_wav
 
 SPECIALS = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|de|>", "<|translate|>", "<|transcribe|>",
@@ -80,7 +81,7 @@ def test_whisper_offline_errors():
 
 
 def test_funasr_hub_name_fails_fast(monkeypatch, tmp_path):
-    import pipeline.transcribe as tr
+    import pipeline.transcribe.asr as tr
 
     def no_funasr(*_a, **_k):
         raise AssertionError("funasr must not be called for a hub name")

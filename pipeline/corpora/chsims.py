@@ -37,15 +37,17 @@ Protocols:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import pandas as pd
+from pydantic import Field
 
-from pipeline.corpora import register_corpus
+from pipeline.core.errors import ManifestError
+from pipeline.core.manifest import Corpus, Task, display_path, validate
+from pipeline.corpora.base import CorpusSettings, register_corpus
 from pipeline.corpora.common import (
     carve_dev,
     check_unique,
-    choose,
     corpus_root,
     lookup_label,
     media,
@@ -53,7 +55,6 @@ from pipeline.corpora.common import (
     read_table,
     split_counts,
 )
-from pipeline.manifest import Corpus, ManifestError, Task, display_path, validate
 
 NAME = "chsims"
 COLUMNS = ["video_id", "clip_id", "text", "label", "label_T", "label_A", "label_V", "annotation", "mode"]
@@ -103,19 +104,29 @@ def parse_labels(path: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def video_independent_split(df: pd.DataFrame, cfg: dict[str, Any], seed: int) -> pd.Series:
+class ChsimsSettings(CorpusSettings):
+    protocol: Literal["official", "video_independent"] = "official"
+    test_fraction: float = Field(0.2, ge=0, lt=1)  # video_independent: of clips, by whole source videos
+    dev_fraction: float = Field(0.1, ge=0, lt=1)
+    seed: int = 0
+
+
+def video_independent_split(df: pd.DataFrame, s: ChsimsSettings) -> pd.Series:
     """Deal whole source videos into test, then dev, then train (seeded, by clip counts)."""
     df = df.assign(split="train")
-    df["split"] = carve_dev(df, float(cfg.get("test_fraction", 0.2)), seed, group="speaker").replace("dev", "test")
-    return carve_dev(df, float(cfg.get("dev_fraction", 0.1)), seed + 1, group="speaker")
+    df["split"] = carve_dev(df, s.test_fraction, s.seed, group="speaker").replace("dev", "test")
+    return carve_dev(df, s.dev_fraction, s.seed + 1, group="speaker")
 
 
-@register_corpus(NAME)
-def prepare_chsims(cfg: dict[str, Any], out_dir: Path) -> Corpus:
+@register_corpus(
+    NAME, settings=ChsimsSettings, tasks="sentiment3, sentiment (regression)",
+    protocol="official `mode` split (`video_independent`)", unit="source video",
+)
+def prepare_chsims(s: ChsimsSettings, out_dir: Path) -> Corpus:
     """Read ``label.csv`` into a manifest with the official or a video-independent split."""
-    root = corpus_root(cfg, NAME)
-    protocol = choose(cfg, NAME, "protocol", ["official", "video_independent"], "official")
-    seed = int(cfg.get("seed", 0))
+    root = corpus_root(s.root, NAME)
+    protocol = s.protocol
+    seed = s.seed
     label_path = root / "label.csv"
     rows = parse_labels(label_path)
 
@@ -135,7 +146,7 @@ def prepare_chsims(cfg: dict[str, Any], out_dir: Path) -> Corpus:
         }
     )
     if protocol == "video_independent":
-        manifest["split"] = video_independent_split(manifest, cfg, seed)
+        manifest["split"] = video_independent_split(manifest, s)
     across = int((manifest.groupby("speaker")["split"].nunique() > 1).sum())
     shared = protocol == "official" and across > 0
     corpus = Corpus(

@@ -1,20 +1,21 @@
-"""Helpers shared by corpus recipes: checked table reading, paths, folds and dev carving."""
+"""Helpers shared by corpus recipes: checked table reading, paths, folds, dev carving, coded file names."""
 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from pipeline.manifest import ManifestError, display_path
+from pipeline.core.errors import ManifestError
+from pipeline.core.manifest import display_path
 
 
-def corpus_root(cfg: dict[str, Any], name: str) -> Path:
-    """``cfg['root']`` as an existing directory, or a ManifestError saying what to set."""
-    root = cfg.get("root")
+def corpus_root(root: str | None, name: str) -> Path:
+    """``root`` (``corpora.<name>.root``) as an existing directory, or a ManifestError saying what to set."""
     if not root:
         raise ManifestError(f"params.yaml: corpora.{name}.root is not set (where is the corpus on disk?)")
     path = Path(root).expanduser()
@@ -73,18 +74,14 @@ def carve_dev(df: pd.DataFrame, fraction: float, seed: int, group: str = "speake
     return split
 
 
-def assign_folds(df: pd.DataFrame, unit: str, protocol: str, cfg: dict[str, Any], name: str) -> dict[str, Any]:
+def assign_folds(df: pd.DataFrame, unit: str, protocol: str, folds: int) -> dict[str, Any]:
     """Turn ``df`` into a cross-validation manifest, in place: every row ``train`` plus a ``fold``.
 
     ``loso`` gives each ``unit`` (speaker, session) its own fold; ``kfold`` deals the sorted units
-    round-robin into ``cfg['folds']`` folds (default 5; fewer when there are fewer units). Returns
-    the fold facts for ``Corpus.info``.
+    round-robin into ``folds`` folds (fewer when there are fewer units). Returns the fold facts for
+    ``Corpus.info``.
     """
-    n_folds = None
-    if protocol == "kfold":
-        n_folds = int(cfg.get("folds", 5))
-        if n_folds < 2:
-            raise ManifestError(f"params.yaml: corpora.{name}.folds is {n_folds}; kfold needs at least 2")
+    n_folds = folds if protocol == "kfold" else None
     fold_of = folds_by_group(df[unit], n_folds)
     df["split"] = "train"
     df["fold"] = df[unit].map(fold_of).astype(int)
@@ -94,17 +91,6 @@ def assign_folds(df: pd.DataFrame, unit: str, protocol: str, cfg: dict[str, Any]
 
 
 # --- checked parsing: every error names the file (and line) and the bad value -------------------
-
-
-def choose(cfg: Mapping[str, Any], corpus: str, key: str, allowed: Iterable[str], default: str) -> str:
-    """``cfg[key]`` (or ``default``) if it is one of ``allowed``; otherwise a ManifestError naming the key."""
-    allowed = list(allowed)
-    value = cfg.get(key)
-    if value is None:  # absent or null in params.yaml
-        value = default
-    if value not in allowed:
-        raise ManifestError(f"params.yaml: corpora.{corpus}.{key} is {value!r}; allowed values: {allowed}")
-    return value
 
 
 def parse_float(value: str, where: str, what: str) -> float:
@@ -140,4 +126,56 @@ def split_counts(df: pd.DataFrame) -> dict[str, int]:
     return {s: int(n) for s, n in df["split"].value_counts().sort_index().items()}
 
 
-# --- the MER 2023 recipe ---------------------------------------------------------------------------
+# --- filename-code helpers shared by the coded-filename recipes ---------------------------------
+
+CodeTables = Mapping[str, Mapping[str, str] | None]
+
+
+def _expected(table: Mapping[str, str]) -> str:
+    codes = sorted(table)
+    return f"{codes[0]}..{codes[-1]}" if len(codes) > 12 else ", ".join(codes)
+
+
+def parse_code(path: Path, pattern: re.Pattern[str], scheme: str, tables: CodeTables) -> dict[str, str]:
+    """Decode the fields of a coded file name (its stem must fully match ``pattern``).
+
+    Each named group is looked up in ``tables[name]`` (code → value); a group without a table is
+    returned as is. Errors start with the file path: a name that does not follow ``scheme`` (e.g. a
+    wrong field count) or a code outside its table.
+    """
+    m = pattern.fullmatch(path.stem)
+    if m is None:
+        raise ManifestError(f"{path}: file name does not follow the naming scheme {scheme}")
+    fields = {}
+    for key, code in m.groupdict().items():
+        table = tables.get(key)
+        if table is None:
+            fields[key] = code
+        elif code in table:
+            fields[key] = table[code]
+        else:
+            raise ManifestError(f"{path}: unknown {key} code {code!r} in {scheme} (expected {_expected(table)})")
+    return fields
+
+
+def media_dir(root: Path, sub: str) -> Path:
+    """``root/sub`` when the release's folder is there, else ``root`` itself (flat copies)."""
+    return root / sub if (root / sub).is_dir() else root
+
+
+def find_media(folder: Path, suffixes: Sequence[str]) -> list[Path]:
+    """Media files under ``folder`` (recursive, sorted); ids are file stems, so they must be unique.
+
+    Dot-files are skipped: they are never corpus items (macOS ``._*`` resource forks, editor
+    leftovers) and would otherwise fail the name check.
+    """
+    wanted = {s.lower() for s in suffixes}
+    files = sorted(
+        p for p in folder.rglob("*") if p.suffix.lower() in wanted and not p.name.startswith(".") and p.is_file()
+    )
+    seen: dict[str, Path] = {}
+    for p in files:
+        if p.stem in seen:
+            raise ManifestError(f"{p}: duplicate id {p.stem!r} (also {seen[p.stem]})")
+        seen[p.stem] = p
+    return files

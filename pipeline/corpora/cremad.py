@@ -32,15 +32,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
-from pipeline.corpora import register_corpus
-from pipeline.corpora.common import corpus_root, media
-from pipeline.corpora.common import assign_folds, choose
-from pipeline.corpora.ravdess import CodeTables, find_media, media_dir, parse_code
-from pipeline.manifest import Corpus, ManifestError, Task, display_path, validate
+from pipeline.core.errors import ManifestError
+from pipeline.core.manifest import Corpus, Task, display_path, validate
+from pipeline.corpora.base import FoldSettings, register_corpus
+from pipeline.corpora.common import CodeTables, assign_folds, corpus_root, find_media, media, media_dir, parse_code
 
 EMOTIONS = ["anger", "disgust", "fear", "happy", "neutral", "sad"]
 SENTENCES = {
@@ -69,12 +68,17 @@ TABLES: CodeTables = {
 MODALITIES = {"audio": ("AudioWAV", ".wav"), "audiovisual": ("VideoFlash", ".flv")}
 
 
-@register_corpus("cremad")
-def prepare_cremad(cfg: dict[str, Any], out_dir: Path) -> Corpus:
+class CremadSettings(FoldSettings):
+    protocol: Literal["kfold", "loso"] = "kfold"
+    modality: Literal["audio", "audiovisual"] = "audio"
+
+
+@register_corpus("cremad", settings=CremadSettings, tasks="emotion (6)", protocol="`kfold` 5 actor-independent folds (`loso`)", unit="actor")
+def prepare_cremad(s: CremadSettings, out_dir: Path) -> Corpus:
     """Discover the CREMA-D clips and build an actor-independent cross-validation manifest."""
-    root = corpus_root(cfg, "cremad")
-    modality = choose(cfg, "cremad", "modality", MODALITIES, "audio")
-    protocol = choose(cfg, "cremad", "protocol", ("kfold", "loso"), "kfold")
+    root = corpus_root(s.root, "cremad")
+    modality = s.modality
+    protocol = s.protocol
     folder, suffix = MODALITIES[modality]
 
     rows = []
@@ -97,7 +101,7 @@ def prepare_cremad(cfg: dict[str, Any], out_dir: Path) -> Corpus:
 
     df = pd.DataFrame(rows)
     info: dict[str, Any] = {"protocol": protocol, "modality": modality}
-    info.update(assign_folds(df, "speaker", protocol, cfg, "cremad"))
+    info.update(assign_folds(df, "speaker", protocol, s.folds))
     df = df[["id", "speaker", "split", "fold", "audio", "video", "text", "emotion", "intensity"]]
     corpus = Corpus("cremad", df, [Task("emotion", "classification", EMOTIONS)], display_path(root), info)
     validate(corpus, display_path(root))

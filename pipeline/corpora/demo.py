@@ -1,6 +1,6 @@
 """Embedded synthetic demo corpus — exists to prove the plumbing, not to measure anything.
 
-Source: generated on the fly by :mod:`pipeline.corpora.demo_synth` (espeak-ng voices through the
+Source: generated on the fly by :mod:`pipeline.corpora.synth.demo` (espeak-ng voices through the
 ``espeakng-loader`` wheel, cartoon faces drawn with OpenCV), deterministically from ``seed``.
 Licence: generated here, no third-party media.
 Layout (also what ``root`` must point at when reading a previously generated tree)::
@@ -16,33 +16,45 @@ train/dev/test split, speakers assigned by ``seed``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
-from pipeline.corpora import register_corpus
-from pipeline.manifest import Corpus, ManifestError, Task, display_path, validate
+from pipeline.core.errors import ManifestError
+from pipeline.core.manifest import Corpus, Task, display_path, validate
+from pipeline.corpora.base import CorpusSettings, register_corpus
 
 EMOTIONS = ["neutral", "happy", "sad", "angry"]
 
 
-@register_corpus("demo")
-def prepare_demo(cfg: dict[str, Any], out_dir: Path) -> Corpus:
+class DemoSettings(CorpusSettings):
+    seed: int = 0
+    speakers: int = Field(8, ge=3)
+    utterances_per_class: int = Field(5, ge=1)  # speakers × 4 emotions × this = utterances
+    dev_speakers: int = Field(2, ge=1)
+    test_speakers: int = Field(2, ge=1)
+    fps: int = Field(10, ge=1)  # frame rate of the rendered videos
+    frame_size: int = Field(96, ge=32)
+    workers: int = Field(2, ge=1)  # synthesis processes
+
+
+@register_corpus("demo", settings=DemoSettings, tasks="emotion (4)", protocol="speaker split, synthetic", unit="speaker")
+def prepare_demo(s: DemoSettings, out_dir: Path) -> Corpus:
     """Generate (when ``root`` is null) or read the demo tree and build its manifest."""
-    seed = int(cfg.get("seed", 0))
-    root = cfg.get("root")
+    seed = s.seed
+    root = s.root
     if root is None:
-        from pipeline.corpora.demo_synth import generate_demo_corpus
+        from pipeline.corpora.synth.demo import generate_demo_corpus
 
         root = generate_demo_corpus(
             Path(out_dir) / "media",
             seed=seed,
-            n_speakers=int(cfg.get("speakers", 8)),
-            utterances_per_class=int(cfg.get("utterances_per_class", 5)),
-            fps=int(cfg.get("fps", 10)),
-            frame_size=int(cfg.get("frame_size", 96)),
-            workers=int(cfg.get("workers", 2)),
+            n_speakers=s.speakers,
+            utterances_per_class=s.utterances_per_class,
+            fps=s.fps,
+            frame_size=s.frame_size,
+            workers=s.workers,
         )
     root = Path(root)
     meta_path = root / "metadata.csv"
@@ -51,7 +63,7 @@ def prepare_demo(cfg: dict[str, Any], out_dir: Path) -> Corpus:
     meta = pd.read_csv(meta_path, dtype=str, keep_default_na=False)
 
     speakers = sorted(meta["speaker"].unique())
-    n_dev, n_test = int(cfg.get("dev_speakers", 2)), int(cfg.get("test_speakers", 2))
+    n_dev, n_test = s.dev_speakers, s.test_speakers
     if len(speakers) < n_dev + n_test + 1:
         raise ManifestError(f"{meta_path}: {len(speakers)} speakers cannot fill train/dev/test")
     order = np.random.default_rng(seed).permutation(speakers)

@@ -43,13 +43,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
+from pydantic import Field
 
-from pipeline.corpora import register_corpus
-from pipeline.corpora.common import carve_dev, choose, corpus_root, media, parse_float, split_counts
-from pipeline.manifest import Corpus, ManifestError, Task, display_path, validate
+from pipeline.core.errors import ManifestError
+from pipeline.core.manifest import Corpus, Task, display_path, validate
+from pipeline.corpora.base import CorpusSettings, register_corpus
+from pipeline.corpora.common import carve_dev, corpus_root, media, parse_float, split_counts
 
 NAME = "eatd"
 PROMPTS = ("positive", "neutral", "negative")
@@ -150,13 +152,23 @@ def subject_rows(root: Path, subject: Subject, suffix: str) -> tuple[list[dict],
     return rows, {"source": source, "mismatch": mismatch}
 
 
-@register_corpus(NAME)
-def prepare_eatd(cfg: dict[str, Any], out_dir: Path) -> Corpus:
+class EatdSettings(CorpusSettings):
+    protocol: Literal["official"] = "official"
+    audio: Literal["raw", "denoised"] = "raw"  # denoised: the *_out.wav files
+    dev_fraction: float = Field(0.1, ge=0, lt=1)  # of training subjects, carved as dev
+    seed: int = 0
+
+
+@register_corpus(
+    NAME, settings=EatdSettings, tasks="depression (per subject; depressed F1/precision/recall, AUROC), sds (regression), emotion3",
+    protocol="official t/v (Data/ValidationData), dev carved from train", unit="subject",
+)
+def prepare_eatd(s: EatdSettings, out_dir: Path) -> Corpus:
     """Walk the subject folders into a manifest of three answers per subject."""
-    root = corpus_root(cfg, NAME)
-    protocol = choose(cfg, NAME, "protocol", ["official"], "official")
-    audio = choose(cfg, NAME, "audio", list(AUDIO_SUFFIX), "raw")
-    seed = int(cfg.get("seed", 0))
+    root = corpus_root(s.root, NAME)
+    protocol = s.protocol
+    audio = s.audio
+    seed = s.seed
     layout, subjects = find_subjects(root)
 
     rows, sources, mismatched = [], {}, []
@@ -168,7 +180,7 @@ def prepare_eatd(cfg: dict[str, Any], out_dir: Path) -> Corpus:
             mismatched.append(subject.sid)
     df = pd.DataFrame(rows)
     missing_text = df.loc[df.pop("missing_text"), "id"].tolist()
-    df["split"] = carve_dev(df, float(cfg.get("dev_fraction", 0.1)), seed, group="speaker")
+    df["split"] = carve_dev(df, s.dev_fraction, seed, group="speaker")
 
     per_subject = df.drop_duplicates("speaker")
     corpus = Corpus(

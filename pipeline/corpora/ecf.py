@@ -47,18 +47,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field, model_validator
 
-from pipeline.corpora import register_corpus
+from pipeline.core.errors import ManifestError
+from pipeline.core.manifest import SPLITS, Corpus, Task, display_path, validate
+from pipeline.corpora.base import CorpusSettings, register_corpus
 from pipeline.corpora.common import carve_dev, corpus_root, media, read_table
-from pipeline.corpora.common import choose
-from pipeline.manifest import SPLITS, Corpus, ManifestError, Task, display_path, validate
 
 EMOTIONS = ["surprise", "fear", "sadness", "neutral", "joy", "anger", "disgust"]
-PROTOCOLS = ("conversation_split", "split_file", "official")
 UTTERANCE_KEYS = ("utterance_ID", "text", "speaker", "emotion", "video_name")
 
 
@@ -181,18 +181,29 @@ def read_split_file(path: Path) -> dict[int, str]:
     return mapping
 
 
-def _fraction(cfg: dict[str, Any], key: str) -> float:
-    value = float(cfg.get(key, 0.1))
-    if not 0 <= value < 1:
-        raise ManifestError(f"params.yaml: corpora.ecf.{key} must be in [0, 1), got {value}")
-    return value
+class EcfSettings(CorpusSettings):
+    protocol: Literal["conversation_split", "split_file", "official"] | None = None  # default: split_file if given
+    json_file: str = Field("Subtask_2_train.json", alias="json")  # the conversations file (under root)
+    video_dir: str = "train"
+    split_file: str | None = None  # conversation → split list (protocol split_file)
+    test_json: str = "Subtask_2_test.json"  # protocol official: the evaluation file
+    test_video_dir: str = "test"
+    dev_fraction: float = Field(0.1, ge=0, lt=1)
+    test_fraction: float = Field(0.1, ge=0, lt=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _protocol(self) -> "EcfSettings":
+        if self.protocol is None:
+            object.__setattr__(self, "protocol", "split_file" if self.split_file else "conversation_split")
+        if self.protocol == "split_file" and not self.split_file:
+            raise ValueError("protocol split_file needs split_file")
+        return self
 
 
-def splits_from_file(df: pd.DataFrame, cfg: dict[str, Any]) -> tuple[pd.Series, int]:
-    """The split of every row from ``cfg['split_file']``, and how many of its IDs matched no row."""
-    if not cfg.get("split_file"):
-        raise ManifestError("params.yaml: corpora.ecf.split_file must be set for protocol split_file")
-    split_path = Path(cfg["split_file"]).expanduser()
+def splits_from_file(df: pd.DataFrame, split_file: str) -> tuple[pd.Series, int]:
+    """The split of every row from ``split_file``, and how many of its IDs matched no row."""
+    split_path = Path(split_file).expanduser()
     mapping = {f"conv{cid}": s for cid, s in read_split_file(split_path).items()}
     unassigned = sorted(set(df["group"]) - set(mapping))
     if unassigned:
@@ -200,36 +211,38 @@ def splits_from_file(df: pd.DataFrame, cfg: dict[str, Any]) -> tuple[pd.Series, 
     return df["group"].map(mapping), len(set(mapping) - set(df["group"]))
 
 
-def with_official_test(df: pd.DataFrame, cfg: dict[str, Any], root: Path, seed: int) -> tuple[pd.DataFrame, int]:
+def with_official_test(df: pd.DataFrame, s: EcfSettings, root: Path) -> tuple[pd.DataFrame, int]:
     """Training rows with a carved dev plus the evaluation file as test; also its cause-pair count."""
-    test_path = root / cfg.get("test_json", "Subtask_2_test.json")
-    test_rows, pairs = conversation_rows(test_path, root, cfg.get("test_video_dir", "test"))
+    test_path = root / s.test_json
+    test_rows, pairs = conversation_rows(test_path, root, s.test_video_dir)
     test = pd.DataFrame(test_rows).assign(split="test")
     clash = sorted(set(df["group"]) & set(test["group"]))
     if clash:
         raise ManifestError(f"{test_path}: conversations also in the training file: {clash[:5]}")
-    df = df.assign(split=carve_dev(df, _fraction(cfg, "dev_fraction"), seed, group="group"))
+    df = df.assign(split=carve_dev(df, s.dev_fraction, s.seed, group="group"))
     return pd.concat([df, test], ignore_index=True), pairs
 
 
-@register_corpus("ecf")
-def prepare_ecf(cfg: dict[str, Any], out_dir: Path) -> Corpus:
+@register_corpus(
+    "ecf", settings=EcfSettings, tasks="emotion (7; weighted F1 is the seeds' headline)",
+    protocol="`conversation_split` 0.8/0.1/0.1 (`split_file`, `official`)", unit="conversation",
+)
+def prepare_ecf(s: EcfSettings, out_dir: Path) -> Corpus:
     """Read the ECF 2.0 conversations and split them by conversation (see the module docstring)."""
-    default = "split_file" if cfg.get("split_file") else "conversation_split"
-    protocol = choose(cfg, "ecf", "protocol", PROTOCOLS, default)
-    root = corpus_root(cfg, "ecf")
-    seed = int(cfg.get("seed", 0))
-    json_path = root / cfg.get("json", "Subtask_2_train.json")
-    rows, pairs = conversation_rows(json_path, root, cfg.get("video_dir", "train"))
+    protocol = s.protocol
+    root = corpus_root(s.root, "ecf")
+    seed = s.seed
+    json_path = root / s.json_file
+    rows, pairs = conversation_rows(json_path, root, s.video_dir)
     df = pd.DataFrame(rows)
     info: dict[str, Any] = {"protocol": protocol, "seed": seed, "speakers_shared": True}
     if protocol == "conversation_split":
-        fractions = _fraction(cfg, "dev_fraction"), _fraction(cfg, "test_fraction")
+        fractions = s.dev_fraction, s.test_fraction
         df["split"] = df["group"].map(split_conversations(df["group"].unique().tolist(), *fractions, seed))
     elif protocol == "split_file":
-        df["split"], info["split_file_unused_ids"] = splits_from_file(df, cfg)
+        df["split"], info["split_file_unused_ids"] = splits_from_file(df, s.split_file)
     else:  # official
-        df, test_pairs = with_official_test(df, cfg, root, seed)
+        df, test_pairs = with_official_test(df, s, root)
         pairs += test_pairs
     info["utterances"] = {s: int((df["split"] == s).sum()) for s in SPLITS}
     info["conversations"] = {s: int(df.loc[df["split"] == s, "group"].nunique()) for s in SPLITS}

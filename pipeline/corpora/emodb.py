@@ -26,15 +26,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
-from pipeline.corpora import register_corpus
-from pipeline.corpora.common import corpus_root, media
-from pipeline.corpora.common import assign_folds, choose
-from pipeline.corpora.ravdess import CodeTables, find_media, media_dir, parse_code
-from pipeline.manifest import Corpus, ManifestError, Task, display_path, validate
+from pipeline.core.errors import ManifestError
+from pipeline.core.manifest import Corpus, Task, display_path, validate
+from pipeline.corpora.base import FoldSettings, register_corpus
+from pipeline.corpora.common import CodeTables, assign_folds, corpus_root, find_media, media, media_dir, parse_code
 
 EMOTIONS = ["anger", "boredom", "disgust", "fear", "happiness", "sadness", "neutral"]
 SENTENCES = {
@@ -61,11 +60,15 @@ TABLES: CodeTables = {
 }
 
 
-@register_corpus("emodb")
-def prepare_emodb(cfg: dict[str, Any], out_dir: Path) -> Corpus:
+class EmodbSettings(FoldSettings):
+    protocol: Literal["loso", "kfold"] = "loso"
+
+
+@register_corpus("emodb", settings=EmodbSettings, tasks="emotion (7)", protocol="`loso`, 10 folds (`kfold`)", unit="speaker")
+def prepare_emodb(s: EmodbSettings, out_dir: Path) -> Corpus:
     """Discover the EmoDB wavs and build a speaker-independent cross-validation manifest."""
-    root = corpus_root(cfg, "emodb")
-    protocol = choose(cfg, "emodb", "protocol", ("loso", "kfold"), "loso")
+    root = corpus_root(s.root, "emodb")
+    protocol = s.protocol
 
     rows = []
     for path in find_media(media_dir(root, "wav"), (".wav",)):
@@ -86,7 +89,7 @@ def prepare_emodb(cfg: dict[str, Any], out_dir: Path) -> Corpus:
 
     df = pd.DataFrame(rows)
     info: dict[str, Any] = {"protocol": protocol}
-    info.update(assign_folds(df, "speaker", protocol, cfg, "emodb"))
+    info.update(assign_folds(df, "speaker", protocol, s.folds))
     df = df[["id", "speaker", "split", "fold", "audio", "video", "text", "emotion", "gender"]]
     corpus = Corpus("emodb", df, [Task("emotion", "classification", EMOTIONS)], display_path(root), info)
     validate(corpus, display_path(root))

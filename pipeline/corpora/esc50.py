@@ -31,14 +31,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import pandas as pd
 
-from pipeline.corpora import register_corpus
+from pipeline.core.errors import ManifestError
+from pipeline.core.manifest import Corpus, Task, display_path, validate
+from pipeline.corpora.base import CorpusSettings, register_corpus
 from pipeline.corpora.common import corpus_root, media, read_table
-from pipeline.corpora.common import choose
-from pipeline.manifest import Corpus, ManifestError, Task, display_path, validate
 
 COLUMNS = ["filename", "fold", "target", "category", "esc10", "src_file", "take"]
 FILENAME = re.compile(r"(?P<fold>\d+)-(?P<clip>[^-]+)-(?P<take>[A-Za-z]+)-(?P<target>\d+)\.wav")
@@ -90,11 +90,15 @@ class _Seen:
         return [self.category_of[t] for t in sorted(self.category_of, key=int)]
 
 
-@register_corpus("esc50")
-def prepare_esc50(cfg: dict[str, Any], out_dir: Path) -> Corpus:
+class Esc50Settings(CorpusSettings):
+    protocol: Literal["official"] = "official"
+
+
+@register_corpus("esc50", settings=Esc50Settings, tasks="category (50), esc10", protocol="official 5 folds", unit="source recording")
+def prepare_esc50(s: Esc50Settings, out_dir: Path) -> Corpus:
     """Read ``meta/esc50.csv`` into a 5-fold manifest with ``category`` and ``esc10`` tasks."""
-    root = corpus_root(cfg, "esc50")
-    protocol = choose(cfg, "esc50", "protocol", ("official",), "official")
+    root = corpus_root(s.root, "esc50")
+    protocol = s.protocol
     csv_path = root / "meta" / "esc50.csv"
     meta = read_table(csv_path, COLUMNS)
     csv = display_path(csv_path)

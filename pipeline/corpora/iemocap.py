@@ -51,20 +51,19 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
-from pipeline.corpora import register_corpus
+from pipeline.core.errors import ManifestError
+from pipeline.core.manifest import Corpus, Task, display_path, validate
+from pipeline.corpora.base import CorpusSettings, register_corpus
 from pipeline.corpora.common import corpus_root, folds_by_group, media
-from pipeline.corpora.common import choose
-from pipeline.manifest import Corpus, ManifestError, Task, display_path, validate
 
 LABELS = ("neu", "hap", "exc", "ang", "sad", "fru", "fea", "sur", "dis", "oth", "xxx")
 CLASSES = {"emotion4": ["neu", "hap", "ang", "sad"], "emotion6": ["neu", "hap", "ang", "sad", "exc", "fru"]}
 MERGED = {"emotion4": {"exc": "hap"}}  # task -> {raw label: class}
 DIMENSIONS = ("valence", "arousal", "dominance")
-PROTOCOLS = ("loso", "loso_speaker")
 SCRIPTED = {"both": None, "true": "script", "false": "impro"}
 NUMBER = r"(-?\d+(?:\.\d+)?)"
 LABEL_LINE = re.compile(
@@ -143,11 +142,14 @@ def session_number(folder: Path) -> int:
     return int(m.group(1))
 
 
-def _scripted_filter(cfg: dict[str, Any]) -> str | None:
-    """The dialog kind to keep (None = both); YAML booleans and their spellings accepted."""
-    value = cfg.get("scripted", "both")
-    key = str(value).lower() if isinstance(value, (bool, str)) else value
-    return SCRIPTED[choose({"scripted": key}, "iemocap", "scripted", SCRIPTED, "both")]
+class IemocapSettings(CorpusSettings):
+    protocol: Literal["loso", "loso_speaker"] = "loso"
+    scripted: Literal["both"] | bool = "both"  # true: scripted dialogs only; false: improvised only
+
+
+def _scripted_filter(s: IemocapSettings) -> str | None:
+    """The dialog kind to keep (None = both)."""
+    return SCRIPTED[str(s.scripted).lower()]
 
 
 def read_release(base: Path, keep_kind: str | None) -> tuple[list[dict[str, Any]], Counter, int]:
@@ -191,15 +193,18 @@ def assign_folds(df: pd.DataFrame, protocol: str) -> pd.DataFrame:
     return df
 
 
-@register_corpus("iemocap")
-def prepare_iemocap(cfg: dict[str, Any], out_dir: Path) -> Corpus:
+@register_corpus(
+    "iemocap", settings=IemocapSettings, tasks="emotion4 (neu, hap+exc, ang, sad), emotion6, valence/arousal/dominance",
+    protocol="`loso` = leave-one-session-out, 5 folds (`loso_speaker`)", unit="session",
+)
+def prepare_iemocap(s: IemocapSettings, out_dir: Path) -> Corpus:
     """Read every EmoEvaluation file into one manifest with session or speaker folds."""
-    protocol = choose(cfg, "iemocap", "protocol", PROTOCOLS, "loso")
-    keep_kind = _scripted_filter(cfg)
-    base = find_release(corpus_root(cfg, "iemocap"))
+    protocol = s.protocol
+    keep_kind = _scripted_filter(s)
+    base = find_release(corpus_root(s.root, "iemocap"))
     rows, left_out, missing_text = read_release(base, keep_kind)
     if not rows:
-        raise ManifestError(f"{base}: no utterances left (corpora.iemocap.scripted = {cfg.get('scripted', 'both')!r})")
+        raise ManifestError(f"{base}: no utterances left (corpora.iemocap.scripted = {s.scripted!r})")
     df = assign_folds(pd.DataFrame(rows), protocol).drop(columns=["session", "label"])
     corpus = Corpus(
         name="iemocap",
@@ -211,7 +216,7 @@ def prepare_iemocap(cfg: dict[str, Any], out_dir: Path) -> Corpus:
         root=display_path(base),
         info={
             "protocol": protocol,
-            "scripted": cfg.get("scripted", "both"),
+            "scripted": s.scripted,
             "folds": {str(k): int(v) for k, v in df["fold"].value_counts().sort_index().items()},
             "labels": dict(sorted(Counter(r["label"] for r in rows).items())),
             "excluded": {task: _excluded(rows, task) for task in CLASSES},

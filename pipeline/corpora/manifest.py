@@ -56,39 +56,70 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field, field_validator
 
-from pipeline.corpora import register_corpus
-from pipeline.corpora.common import assign_folds, carve_dev, choose, corpus_root, media, read_table
-from pipeline.manifest import SPLITS, Corpus, ManifestError, Task, display_path, validate
+from pipeline.core.errors import ManifestError
+from pipeline.core.manifest import SPLITS, Corpus, Task, display_path, validate
+from pipeline.core.settings import Settings
+from pipeline.corpora.base import FoldSettings, register_corpus
+from pipeline.corpora.common import assign_folds, carve_dev, corpus_root, media, read_table
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".flv"}
-TASK_TYPES = ("classification", "regression")
 FRACTIONS = {"train": 0.8, "dev": 0.1, "test": 0.1}
 
 
-# --- protocol helpers shared by the cross-validation recipes ----------------------------------
+class TaskSpec(Settings):
+    """One task of a manifest corpus."""
+
+    type: Literal["classification", "regression"] = "classification"
+    column: str | None = None  # the label column (default: the task's name)
+    classes: list[str] | None = None  # classification: class order (default: sorted labels)
+    positive: str | None = None  # binary tasks: the class whose F1/precision/recall/AUROC are reported
+    unit: Literal["utterance", "speaker"] = "utterance"
+
+
+class ManifestSettings(FoldSettings):
+    file: str  # the CSV/TSV/JSONL label file (relative to root, or absolute)
+    tasks: dict[str, TaskSpec | None]  # task name → options (a list of names is accepted too)
+    protocol: Literal["official", "kfold", "loso", "random_split"] | None = None  # default: official with a split column
+    name: str | None = None  # the corpus name in messages (default: the params section's name)
+    seed: int = 0
+    dev_fraction: float = Field(0.1, ge=0, lt=1)  # official without dev: carved from train by whole speakers
+    fractions: dict[Literal["train", "dev", "test"], float] | None = None  # random_split (default 0.8/0.1/0.1)
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _task_list(cls, value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return {str(t): None for t in value}
+        return value
+
+    @field_validator("tasks")
+    @classmethod
+    def _some_task(cls, value: dict) -> dict:
+        if not value:
+            raise ValueError("must name at least one task (mapping or list)")
+        return value
 
 
 # --- the generic recipe -------------------------------------------------------------------------
 
 
-def _corpus_name(cfg: dict[str, Any], out_dir: Path) -> str:
+def _corpus_name(s: ManifestSettings, out_dir: Path) -> str:
     # The params section's name is what error messages must point at; the prepare stage writes
-    # into data/<name>/prepared, so that folder tells us when cfg does not.
-    if cfg.get("name"):
-        return str(cfg["name"])
+    # into data/<name>/prepared, so that folder tells us when the settings do not.
+    if s.name:
+        return s.name
     out_dir = Path(out_dir)
     return out_dir.parent.name if out_dir.name == "prepared" else "manifest"
 
 
-def _label_file(cfg: dict[str, Any], root: Path, name: str) -> Path:
-    if not cfg.get("file"):
-        raise ManifestError(f"params.yaml: corpora.{name}.file is not set (the CSV/JSONL label file)")
-    path = Path(cfg["file"]).expanduser()
+def _label_file(file: str, root: Path) -> Path:
+    path = Path(file).expanduser()
     path = path if path.is_absolute() else root / path
     if not path.exists():
         raise ManifestError(f"{path}: label file not found")
@@ -127,21 +158,12 @@ def _read_jsonl(path: Path) -> tuple[pd.DataFrame, list[int]]:
     return pd.DataFrame(records).fillna(""), lines
 
 
-def parse_tasks(spec: Any, name: str) -> list[dict[str, Any]]:
-    """Normalise ``cfg['tasks']`` (mapping or list of names) into dicts with name/column/type."""
-    if isinstance(spec, (list, tuple)):
-        spec = {t: {} for t in spec}
-    if not isinstance(spec, dict) or not spec:
-        raise ManifestError(f"params.yaml: corpora.{name}.tasks must name at least one task (mapping or list)")
+def parse_tasks(specs: dict[str, TaskSpec | None]) -> list[dict[str, Any]]:
+    """Task specs as dicts with name, column and type filled in."""
     tasks = []
-    for task, opts in spec.items():
-        opts = dict(opts or {})
-        kind = opts.get("type", "classification")
-        if kind not in TASK_TYPES:
-            raise ManifestError(
-                f"params.yaml: corpora.{name}.tasks.{task}.type is {kind!r}; allowed: {list(TASK_TYPES)}"
-            )
-        tasks.append({**opts, "name": str(task), "column": str(opts.get("column", task)), "type": kind})
+    for task, spec in specs.items():
+        opts = (spec or TaskSpec()).model_dump()
+        tasks.append({**opts, "name": str(task), "column": str(opts["column"] or task)})
     return tasks
 
 
@@ -157,18 +179,18 @@ def _floats(values: Iterable[str], lines: list[int], path: Path, what: str) -> l
 
 def _labels(df: pd.DataFrame, lines: list[int], path: Path, spec: dict[str, Any]) -> tuple[list, Task]:
     """One task's label column and its Task; empty cells are unlabelled (None / NaN)."""
-    col, unit = spec["column"], spec.get("unit", "utterance")
+    col, unit = spec["column"], spec["unit"]
     if col not in df.columns:
         raise ManifestError(f"{path}: missing label column {col!r} for task {spec['name']!r} (has {list(df.columns)})")
     if spec["type"] == "regression":
         return _floats(df[col], lines, path, spec["name"]), Task(spec["name"], "regression", unit=unit)
     values = [v.strip() for v in df[col]]
-    classes = [str(c) for c in spec.get("classes") or sorted({v for v in values if v})]
+    classes = [str(c) for c in spec["classes"] or sorted({v for v in values if v})]
     known = set(classes)
     for v, line in zip(values, lines):
         if v and v not in known:
             raise ManifestError(f"{path}:{line}: unknown {spec['name']} label {v!r} (known: {classes})")
-    task = Task(spec["name"], "classification", classes, positive=spec.get("positive"), unit=unit)
+    task = Task(spec["name"], "classification", classes, positive=spec["positive"], unit=unit)
     return [v or None for v in values], task
 
 
@@ -205,7 +227,7 @@ def _check_splits(split: pd.Series, lines: list[int], path: Path) -> None:
             raise ManifestError(f"{path}:{line}: unknown split {value!r} (expected one of {list(SPLITS)})")
 
 
-def random_split(units: pd.Series, fractions: dict[str, float], seed: int, name: str) -> pd.Series:
+def random_split(units: pd.Series, fractions: dict[str, float] | None, seed: int, name: str) -> pd.Series:
     """Deal whole units (speakers/groups) to train/dev/test in a seeded order by ``fractions``."""
     frac = {**FRACTIONS, **(fractions or {})}
     if set(frac) != set(SPLITS) or any(f < 0 for f in frac.values()) or not math.isclose(sum(frac.values()), 1.0):
@@ -236,36 +258,41 @@ def _segment_bounds(df: pd.DataFrame, rows: pd.DataFrame, lines: list[int], path
 
 
 def _apply_protocol(
-    df: pd.DataFrame, protocol: str, cfg: dict[str, Any], name: str, lines: list[int], path: Path
+    df: pd.DataFrame, protocol: str, s: ManifestSettings, name: str, lines: list[int], path: Path
 ) -> dict[str, Any]:
     """Fill ``split`` (and ``fold``) in place by the protocol, keeping whole groups/speakers apart."""
     unit = "group" if "group" in df.columns else "speaker"
-    seed = int(cfg.get("seed", 0))
+    seed = s.seed
     info: dict[str, Any] = {}
     if protocol == "official":
         _check_splits(df["split"], lines, path)
         if not (df["split"] == "dev").any():
-            df["split"] = carve_dev(df, float(cfg.get("dev_fraction", 0.1)), seed, group=unit)
+            df["split"] = carve_dev(df, s.dev_fraction, seed, group=unit)
             info["dev"] = f"carved from train by whole {unit}s"
     elif protocol == "random_split":
-        df["split"] = random_split(df[unit], cfg.get("fractions"), seed, name)
+        df["split"] = random_split(df[unit], s.fractions, seed, name)
     else:
-        info.update(assign_folds(df, unit, protocol, cfg, name))
+        info.update(assign_folds(df, unit, protocol, s.folds))
     info["rows_per_split"] = df["split"].value_counts().to_dict()
     return info
 
 
-@register_corpus("manifest")
-def prepare_manifest(cfg: dict[str, Any], out_dir: Path) -> Corpus:
+@register_corpus(
+    "manifest", settings=ManifestSettings, tasks="whatever your CSV/JSONL declares",
+    protocol="`split` column, else `kfold` (`loso`, `random_split`)", unit="speaker column",
+)
+def prepare_manifest(s: ManifestSettings, out_dir: Path) -> Corpus:
     """Read a user's CSV/JSONL label file into a validated corpus."""
-    name = _corpus_name(cfg, out_dir)
-    root = corpus_root(cfg, name)
-    path = _label_file(cfg, root, name)
-    task_specs = parse_tasks(cfg.get("tasks"), name)
+    name = _corpus_name(s, out_dir)
+    root = corpus_root(s.root, name)
+    path = _label_file(s.file, root)
+    task_specs = parse_tasks(s.tasks)
     rows, lines = read_rows(path)
     has_split = "split" in rows.columns
-    allowed = ("official", "kfold", "loso", "random_split") if has_split else ("kfold", "loso", "random_split")
-    protocol = choose(cfg, name, "protocol", allowed, "official" if has_split else "kfold")
+    protocol = s.protocol or ("official" if has_split else "kfold")
+    if protocol == "official" and not has_split:
+        raise ManifestError(f"params.yaml: corpora.{name}.protocol is 'official' but {path} has no split column; "
+                            f"allowed without one: ['kfold', 'loso', 'random_split']")
 
     audio, video = _media_columns(rows, lines, path, root)
     ids = _ids(rows, lines, path)
@@ -291,7 +318,7 @@ def prepare_manifest(cfg: dict[str, Any], out_dir: Path) -> Corpus:
     info: dict[str, Any] = {"protocol": protocol, "file": display_path(path), "speaker_independent": has_speaker}
     if not has_speaker:
         info["note"] = "no speaker column: each item is its own speaker, speaker independence cannot be enforced"
-    info.update(_apply_protocol(df, protocol, cfg, name, lines, path))
+    info.update(_apply_protocol(df, protocol, s, name, lines, path))
 
     corpus = Corpus(name=name, manifest=df, tasks=tasks, root=display_path(root), info=info)
     validate(corpus, display_path(path))

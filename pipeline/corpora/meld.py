@@ -44,13 +44,14 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal
 
 import pandas as pd
 
-from pipeline.corpora import register_corpus
-from pipeline.corpora.common import choose, corpus_root, media
-from pipeline.manifest import Corpus, ManifestError, Task, display_path, validate
+from pipeline.core.errors import ManifestError
+from pipeline.core.manifest import Corpus, Task, display_path, validate
+from pipeline.corpora.base import CorpusSettings, register_corpus
+from pipeline.corpora.common import corpus_root, media
 
 EMOTIONS = ["neutral", "joy", "surprise", "anger", "sadness", "disgust", "fear"]
 SENTIMENTS = ["neutral", "positive", "negative"]
@@ -176,12 +177,17 @@ def read_split(base: Path, split: str, prefer_prefixed: bool) -> tuple[pd.DataFr
     return pd.DataFrame(rows), {"encoding": encoding, "prefixed_clips": prefixed}
 
 
-@register_corpus("meld")
-def prepare_meld(cfg: dict[str, Any], out_dir: Path) -> Corpus:
+class MeldSettings(CorpusSettings):
+    protocol: Literal["official"] = "official"
+    prefer_final_videos_test: bool = False  # test clips: prefer the final_videos_test* names where both exist
+
+
+@register_corpus("meld", settings=MeldSettings, tasks="emotion (7), sentiment (3)", protocol="official train/dev/test", unit="dialogue (speakers recur)")
+def prepare_meld(s: MeldSettings, out_dir: Path) -> Corpus:
     """Read the three MELD CSVs into one manifest with the official train/dev/test split."""
-    protocol = choose(cfg, "meld", "protocol", PROTOCOLS, "official")
-    base = find_release(corpus_root(cfg, "meld"))
-    prefer_prefixed = bool(cfg.get("prefer_final_videos_test", False))
+    protocol = s.protocol
+    base = find_release(corpus_root(s.root, "meld"))
+    prefer_prefixed = s.prefer_final_videos_test
     frames, notes = [], {}
     for split in SPLITS:
         df, notes[split] = read_split(base, split, prefer_prefixed)

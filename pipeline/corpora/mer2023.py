@@ -33,9 +33,6 @@ enforced and the corpus is validated with ``speakers_shared=True`` (recorded in 
 Quirks: some clips have no video stream (audio-only files with a video extension); the manifest
 still lists the file as ``video`` and the segment stage returns zero frames for it. A clip name
 listed in both the train and the test label files is rejected (it would leak).
-
-The small checked-parsing helpers at the top (``choose``, ``parse_float``, ``lookup_label``,
-``check_unique``, ``split_counts``) are shared with the ``eatd`` and ``chsims`` recipes.
 """
 
 from __future__ import annotations
@@ -43,16 +40,18 @@ from __future__ import annotations
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
-from pipeline.corpora import register_corpus
+from pipeline.core.errors import ManifestError
+from pipeline.core.manifest import Corpus, Task, display_path, validate
+from pipeline.corpora.base import CorpusSettings, register_corpus
 from pipeline.corpora.common import (
     carve_dev,
     check_unique,
-    choose,
     corpus_root,
     lookup_label,
     media,
@@ -60,11 +59,9 @@ from pipeline.corpora.common import (
     read_table,
     split_counts,
 )
-from pipeline.manifest import Corpus, ManifestError, Task, display_path, validate
 
 NAME = "mer2023"
 EMOTIONS = ["neutral", "angry", "happy", "sad", "worried", "surprise"]
-TEST_SETS = ("test1", "test2", "test3")
 DEFAULT_VIDEO_DIRS = {"train": "train", "test1": "test1", "test2": "test2", "test3": "test3"}
 VIDEO_SUFFIXES = (".avi", ".mp4")
 
@@ -113,14 +110,25 @@ def clip_paths(root: Path, folder: str, names: pd.Series, source: str, option: s
     ]
 
 
-@register_corpus(NAME)
-def prepare_mer2023(cfg: dict[str, Any], out_dir: Path) -> Corpus:
+class Mer2023Settings(CorpusSettings):
+    protocol: Literal["official"] = "official"
+    test_set: Literal["test1", "test2", "test3"] = "test1"
+    video_dirs: dict[str, str] = Field(default_factory=dict)  # overrides of DEFAULT_VIDEO_DIRS (split → folder)
+    dev_fraction: float = Field(0.1, ge=0, lt=1)
+    seed: int = 0
+
+
+@register_corpus(
+    NAME, settings=Mer2023Settings, tasks="emotion (6), valence (regression)",
+    protocol="official, `test_set: test1` (test2, test3)", unit="clip (no speaker ids)",
+)
+def prepare_mer2023(s: Mer2023Settings, out_dir: Path) -> Corpus:
     """Read ``train-label.csv`` and the chosen test label file into an official-split manifest."""
-    root = corpus_root(cfg, NAME)
-    protocol = choose(cfg, NAME, "protocol", ["official"], "official")
-    test_set = choose(cfg, NAME, "test_set", TEST_SETS, "test1")
-    video_dirs = DEFAULT_VIDEO_DIRS | dict(cfg.get("video_dirs") or {})
-    seed = int(cfg.get("seed", 0))
+    root = corpus_root(s.root, NAME)
+    protocol = s.protocol
+    test_set = s.test_set
+    video_dirs = DEFAULT_VIDEO_DIRS | s.video_dirs
+    seed = s.seed
 
     parts, unlabelled, sources = [], {}, {}
     for label_set, split in (("train", "train"), (test_set, "test")):
@@ -153,7 +161,7 @@ def prepare_mer2023(cfg: dict[str, Any], out_dir: Path) -> Corpus:
             "valence": rows["valence"].astype(float),
         }
     )
-    manifest["split"] = carve_dev(manifest, float(cfg.get("dev_fraction", 0.1)), seed, group="speaker")
+    manifest["split"] = carve_dev(manifest, s.dev_fraction, seed, group="speaker")
     corpus = Corpus(
         name=NAME,
         manifest=manifest,

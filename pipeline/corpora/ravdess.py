@@ -25,9 +25,6 @@ Protocol: ``kfold`` (default; actor-independent, ``folds`` = 5, sorted actors de
 which mixes male and female actors in every fold) or ``loso`` (one fold per actor, 24 folds).
 
 A file whose name does not parse (wrong field count, out-of-range code) is an error naming it.
-
-This module also holds the filename-code helpers the other coded-filename recipes (``cremad``,
-``emodb``, ``esc50``) share: :func:`parse_code`, :func:`find_media`, :func:`media_dir`.
 """
 
 from __future__ import annotations
@@ -35,71 +32,14 @@ from __future__ import annotations
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Literal
 
 import pandas as pd
 
-from pipeline.corpora import register_corpus
-from pipeline.corpora.common import corpus_root, media
-from pipeline.corpora.common import assign_folds, choose
-from pipeline.manifest import Corpus, ManifestError, Task, display_path, validate
-
-# --- filename-code helpers shared by the coded-filename recipes ---------------------------------
-
-CodeTables = Mapping[str, Mapping[str, str] | None]
-
-
-def _expected(table: Mapping[str, str]) -> str:
-    codes = sorted(table)
-    return f"{codes[0]}..{codes[-1]}" if len(codes) > 12 else ", ".join(codes)
-
-
-def parse_code(path: Path, pattern: re.Pattern[str], scheme: str, tables: CodeTables) -> dict[str, str]:
-    """Decode the fields of a coded file name (its stem must fully match ``pattern``).
-
-    Each named group is looked up in ``tables[name]`` (code → value); a group without a table is
-    returned as is. Errors start with the file path: a name that does not follow ``scheme`` (e.g. a
-    wrong field count) or a code outside its table.
-    """
-    m = pattern.fullmatch(path.stem)
-    if m is None:
-        raise ManifestError(f"{path}: file name does not follow the naming scheme {scheme}")
-    fields = {}
-    for key, code in m.groupdict().items():
-        table = tables.get(key)
-        if table is None:
-            fields[key] = code
-        elif code in table:
-            fields[key] = table[code]
-        else:
-            raise ManifestError(f"{path}: unknown {key} code {code!r} in {scheme} (expected {_expected(table)})")
-    return fields
-
-
-def media_dir(root: Path, sub: str) -> Path:
-    """``root/sub`` when the release's folder is there, else ``root`` itself (flat copies)."""
-    return root / sub if (root / sub).is_dir() else root
-
-
-def find_media(folder: Path, suffixes: Sequence[str]) -> list[Path]:
-    """Media files under ``folder`` (recursive, sorted); ids are file stems, so they must be unique.
-
-    Dot-files are skipped: they are never corpus items (macOS ``._*`` resource forks, editor
-    leftovers) and would otherwise fail the name check.
-    """
-    wanted = {s.lower() for s in suffixes}
-    files = sorted(
-        p for p in folder.rglob("*") if p.suffix.lower() in wanted and not p.name.startswith(".") and p.is_file()
-    )
-    seen: dict[str, Path] = {}
-    for p in files:
-        if p.stem in seen:
-            raise ManifestError(f"{p}: duplicate id {p.stem!r} (also {seen[p.stem]})")
-        seen[p.stem] = p
-    return files
-
-
-# --- RAVDESS --------------------------------------------------------------------------------------
+from pipeline.core.errors import ManifestError
+from pipeline.core.manifest import Corpus, Task, display_path, validate
+from pipeline.corpora.base import FoldSettings, register_corpus
+from pipeline.corpora.common import CodeTables, assign_folds, corpus_root, find_media, media, parse_code
 
 EMOTIONS = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
 SCHEME = "MM-VV-EE-II-SS-RR-AA (modality-channel-emotion-intensity-statement-repetition-actor)"
@@ -136,13 +76,19 @@ def _row(path: Path, fields: dict[str, str], root: Path, with_video: bool) -> di
     }
 
 
-@register_corpus("ravdess")
-def prepare_ravdess(cfg: dict[str, Any], out_dir: Path) -> Corpus:
+class RavdessSettings(FoldSettings):
+    protocol: Literal["kfold", "loso"] = "kfold"
+    modality: Literal["audio", "audiovisual"] = "audio"
+    song: bool = False  # true: also the sung clips
+
+
+@register_corpus("ravdess", settings=RavdessSettings, tasks="emotion (8)", protocol="`kfold` 5 actor-independent folds (`loso`)", unit="actor")
+def prepare_ravdess(s: RavdessSettings, out_dir: Path) -> Corpus:
     """Discover the RAVDESS clips of the chosen modality and build an actor-independent CV manifest."""
-    root = corpus_root(cfg, "ravdess")
-    modality = choose(cfg, "ravdess", "modality", MODALITIES, "audio")
-    protocol = choose(cfg, "ravdess", "protocol", ("kfold", "loso"), "kfold")
-    song = bool(cfg.get("song", False))
+    root = corpus_root(s.root, "ravdess")
+    modality = s.modality
+    protocol = s.protocol
+    song = s.song
 
     rows, excluded = [], Counter()
     for path in find_media(root, (".wav", ".mp4")):
@@ -161,7 +107,7 @@ def prepare_ravdess(cfg: dict[str, Any], out_dir: Path) -> Corpus:
 
     df = pd.DataFrame(rows)
     info: dict[str, Any] = {"protocol": protocol, "modality": modality, "song": song, "excluded": dict(excluded)}
-    info.update(assign_folds(df, "speaker", protocol, cfg, "ravdess"))
+    info.update(assign_folds(df, "speaker", protocol, s.folds))
     df = df[COLUMNS]
     corpus = Corpus(
         name="ravdess",

@@ -15,12 +15,13 @@ two-logit softmax used here has the same optimum with ``C/2`` (``w₁ = −w₂ 
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
+
+from pipeline.core.runtime import choose_threads, cpu_threads, resolve_device
 
 
 @dataclass
@@ -31,41 +32,6 @@ class GridFit:
     bias: torch.Tensor  # [L, nC, K]
     n_iter: np.ndarray  # [L, nC] L-BFGS iterations until each model stopped
     converged: np.ndarray  # [L, nC] gradient test met (False: max_iter or a failed line search)
-
-
-def resolve_device(device: str | None) -> torch.device:
-    """``auto`` (default) → CUDA when available, else CPU."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-@contextlib.contextmanager
-def cpu_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``n`` torch CPU threads (None: unchanged); the setting is restored after."""
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-SMALL_WORK = 5e8  # multiply-adds per batched step below which one CPU thread is used by default
-
-
-def choose_threads(wanted, work: float, device: torch.device) -> int | None:
-    """CPU threads for a solve: an explicit count, or ``auto`` — 1 for small problems, else torch's default.
-
-    Measured on a busy 2-core machine: a 7-layer × 5-C sweep on 120 × 384 features took 0.6 s on
-    one thread and 100 s on two; small ops pay the cost of waking threads on every call.
-    """
-    if device.type != "cpu" or wanted is None:
-        return None
-    if wanted == "auto":
-        return 1 if work < SMALL_WORK else None
-    return int(wanted)
 
 
 def balanced_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
@@ -235,7 +201,7 @@ def layer_sweep(
     """
     classes = sorted(set(y_train))
     index = {c: i for i, c in enumerate(classes)}
-    dev = resolve_device(device)
+    dev = torch.device(resolve_device(device))
     ytr = torch.as_tensor([index[c] for c in y_train], device=dev)
     # dev labels unseen in training can never be predicted; -1 keeps them in the recall average
     ydv = torch.as_tensor([index.get(c, -1) for c in y_dev], device=dev)

@@ -1,8 +1,9 @@
 """Fusion heads: one model over several backbones' pooled features (``heads.<name>.type``).
 
-The fusion driver (:mod:`pipeline.fusion`) hands a head the members' features side by side,
-``X = [member 1 | member 2 | ...]``, and adds ``member_dims`` (``[[name, dim], ...]``, in that
-order) to the head's params so it can split them again. Every head sees train and dev only.
+The members are the backbones named by the run item (``run.fusions: [{head: fusion_concat,
+backbone: egemaps+minilm+fer}]``). The fusion driver (:mod:`pipeline.heads.probe`) hands a head the
+members' features side by side, ``X = [member 1 | member 2 | ...]``, with ``member_dims``
+(``[[name, dim], ...]``, in that order) so it can split them again. Every head sees train and dev only.
 
 - ``concat`` — early fusion. Each member is z-scored with its training statistics and scaled by
   1/√dim so that every member has the same total variance (otherwise the L2 penalty of the probe
@@ -25,48 +26,83 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import joblib
 import numpy as np
 import torch
+from pydantic import Field, field_validator
 from scipy.optimize import minimize_scalar
 from torch import nn
 
-from pipeline.config import ConfigError
-from pipeline.heads import build_head, register_head
-from pipeline.heads.torch_heads import BatchedLinear, TorchHead, generators
+from pipeline.core.errors import ConfigError
+from pipeline.heads.base import HEADS, FeatureHeadSettings, Head, build_head, head_settings, register_head
+from pipeline.heads.torch_heads import BatchedLinear, TorchHead, TorchHeadSettings, generators
+
+MemberLayer = Literal["last"] | int
 
 
-def member_slices(cfg: dict[str, Any]) -> list[tuple[str, slice]]:
+def member_slices(member_dims: Any) -> list[tuple[str, slice]]:
     """``(name, columns)`` per member from ``member_dims`` (set by the fusion driver)."""
-    if "member_dims" not in cfg:
-        raise ConfigError("fusion heads run through the fuse stage (pipeline.fusion), which sets member_dims")
+    if not member_dims:
+        raise ConfigError("fusion heads run through the fuse stage (pipeline.heads.probe.run_fusion), which sets member_dims")
     out, start = [], 0
-    for name, dim in cfg["member_dims"]:
+    for name, dim in member_dims:
         out.append((name, slice(start, start + int(dim))))
         start += int(dim)
     return out
 
 
-def probe_params(cfg: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The per-member / concatenation probe: ``probe: logreg`` or ``probe: {type: mlp, ...}``."""
-    probe = cfg.get("probe", "logreg")
-    probe = {"type": probe} if isinstance(probe, str) else dict(probe)
-    probe.setdefault("type", "logreg")
-    for key in ("seed", "seeds", "device"):  # shared settings reach the probe unless it sets its own
-        if key in cfg:
-            probe.setdefault(key, cfg[key])
-    return probe["type"], probe
+def _probe_settings(value: Any) -> Any:
+    """``probe: logreg`` or ``probe: {type: mlp, ...}`` validated with that probe head's schema."""
+    if isinstance(value, FeatureHeadSettings):
+        return value
+    spec = {"type": value} if isinstance(value, str) else dict(value or {})
+    spec.setdefault("type", "logreg")
+    kind = spec["type"]
+    if HEADS.get(kind).info["family"] != "probe":
+        raise ValueError(f"probe type {kind!r} is not a probe head (logreg, linear, mlp, ...)")
+    return head_settings(kind, spec)
 
 
-class _FusionBase:
-    task_type = "classification"
+class FusionSettings(FeatureHeadSettings):
+    """Options of every fusion head; ``layer`` applies to every layered member."""
 
-    def __init__(self, cfg: dict[str, Any]):
-        self.cfg = dict(cfg)
-        self.members = member_slices(cfg)
-        self.probe_name, self.probe_cfg = probe_params(cfg)
+    layer: MemberLayer = "last"  # best/weighted are per-backbone choices: not available in fusion
+    member_layers: dict[str, MemberLayer] = Field(default_factory=dict)  # per member, e.g. {wav2vec2: 7}
+    seeds: list[int] | None = None  # passed to the probe unless it sets its own
+
+
+class ProbeFusionSettings(FusionSettings):
+    probe: Any = "logreg"  # the probe: a probe type, or {type: mlp, ...} with its options
+
+    @field_validator("probe", mode="before")
+    @classmethod
+    def _validate_probe(cls, value: Any) -> Any:
+        return _probe_settings(value)
+
+
+class ConcatSettings(ProbeFusionSettings):
+    block_scale: bool = True  # scale each member to the same total variance
+
+
+def probe_params(settings: ProbeFusionSettings) -> tuple[str, Any]:
+    """The per-member / concatenation probe and its settings; the fusion head's ``seed``, ``seeds``
+    and ``device`` reach the probe unless the probe sets its own."""
+    probe = settings.probe
+    inherited = {}
+    for key in ("seed", "seeds", "device"):
+        if key in settings.model_fields_set and key not in probe.model_fields_set and key in type(probe).model_fields:
+            inherited[key] = getattr(settings, key)
+    return probe.type, probe.replace(**inherited) if inherited else probe
+
+
+class _FusionBase(Head):
+    def __init__(self, settings: ProbeFusionSettings, task_type: str = "classification", member_dims: Any = None):
+        self.settings = settings
+        self.task_type = task_type
+        self.members = member_slices(member_dims)
+        self.probe_name, self.probe_cfg = probe_params(settings)
         self.selection: dict[str, Any] = {}
 
     def save(self, path: str | Path) -> None:
@@ -74,7 +110,7 @@ class _FusionBase:
         joblib.dump(self, path)
 
 
-@register_head("concat")
+@register_head("concat", settings=ConcatSettings, family="fusion", description="early fusion: per-member scaling, one probe on the concatenation")
 class ConcatFusion(_FusionBase):
     """Early fusion: per-member standardisation and block scaling, one probe on the concatenation."""
 
@@ -82,13 +118,13 @@ class ConcatFusion(_FusionBase):
         self.mean = X_train.mean(0)
         std = X_train.std(0)
         self.scale = np.where(std > 1e-8, std, 1.0)
-        if self.cfg.get("block_scale", True):  # scale = std·√dim: each member's total variance is 1
+        if self.settings.block_scale:  # scale = std·√dim: each member's total variance is 1
             for _, cols in self.members:
                 self.scale[cols] *= math.sqrt(cols.stop - cols.start)
         # the probe must not re-standardise, or it would undo the block scaling
-        self.probe = build_head(self.probe_name, {**self.probe_cfg, "standardize": False}, self.task_type)
+        self.probe = build_head(self.probe_name, self.probe_cfg.replace(standardize=False), self.task_type)
         self.probe.fit(self._z(X_train), y_train, self._z(X_dev), y_dev)
-        block_scale = bool(self.cfg.get("block_scale", True))
+        block_scale = self.settings.block_scale
         self.selection = {"probe": self.probe.kind, **self.probe.selection, "block_scale": block_scale}
         return self
 
@@ -135,7 +171,7 @@ def apply_temperature(proba: np.ndarray, temperature: float) -> np.ndarray:
     return e / e.sum(1, keepdims=True)
 
 
-@register_head("late")
+@register_head("late", settings=ProbeFusionSettings, family="fusion", description="late fusion: per-member probes, dev-calibrated probabilities averaged")
 class LateFusion(_FusionBase):
     """Late fusion: per-member probes, temperature-calibrated on dev, probabilities averaged."""
 
@@ -196,16 +232,25 @@ class AttentionNet(nn.Module):
         return self.out((hidden * weights[..., None]).sum(-2))
 
 
-@register_head("attention")
+class AttentionSettings(TorchHeadSettings):
+    hidden: int = Field(128, ge=1)
+    dropout: float = Field(0.3, ge=0, lt=1)
+    layer: MemberLayer = "last"
+    member_layers: dict[str, MemberLayer] = Field(default_factory=dict)
+
+
+@register_head("attention", settings=AttentionSettings, family="fusion", description="MERBench-style attention over per-member projections (torch)")
 class AttentionFusion(TorchHead):
     """MERBench-style attention fusion, trained by the shared torch-head loop."""
 
     native_layers = False
-    defaults = {"hidden": 128, "dropout": 0.3}
+    settings_class = AttentionSettings
+    _INIT_STATE = ("member_dims",)
 
-    def __init__(self, cfg: dict[str, Any]):
-        super().__init__(cfg)
-        self.members = member_slices(cfg)
+    def __init__(self, settings: AttentionSettings, task_type: str = "classification", member_dims: Any = None):
+        super().__init__(settings, task_type)
+        self.member_dims = member_dims
+        self.members = member_slices(member_dims)
 
     def _network(self, seeds: list[int], in_dim: int, n_layers: int) -> nn.Module:
         dims = [cols.stop - cols.start for _, cols in self.members]
@@ -220,17 +265,3 @@ class AttentionFusion(TorchHead):
         self.selection["dev_member_weights"] = {name: w for (name, _), w in zip(self.members, mean)}
         return self
 
-
-@register_head("concat_reg")
-class ConcatFusionReg(ConcatFusion):
-    task_type = "regression"
-
-
-@register_head("late_reg")
-class LateFusionReg(LateFusion):
-    task_type = "regression"
-
-
-@register_head("attention_reg")
-class AttentionFusionReg(AttentionFusion):
-    task_type = "regression"

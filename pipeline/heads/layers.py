@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 from tqdm import tqdm
 
-from pipeline.metrics import ccc
+from pipeline.core.metrics import ccc
 
 
 def dev_score(head, X_dev: np.ndarray, y_dev: np.ndarray, task_type: str) -> float:

@@ -1,5 +1,8 @@
 """Logistic-regression probe: standardise, class-balanced multinomial logistic regression.
 
+For regression tasks the same head is ridge regression (:class:`~pipeline.heads.ridge.RidgeHead`,
+``alpha`` from ``alpha_grid`` chosen by dev CCC).
+
 ``C`` is chosen from ``C_grid`` by dev UAR (ties go to the smaller, more regularised C); the model
 is then the one trained on the training split with that C. Test data never enter the selection.
 
@@ -15,32 +18,52 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import joblib
 import numpy as np
+from pydantic import Field
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from pipeline.heads import register_head
+from pipeline.heads.base import ClassWeightSettings, FeatureHeadSettings, Head, register_head
+
+DEFAULT_C_GRID = [0.001, 0.01, 0.1, 1.0, 10.0]
+DEFAULT_ALPHA_GRID = [0.1, 1.0, 10.0, 100.0, 1000.0]
 
 
-@register_head("logreg")
-class LogRegHead:
-    task_type = "classification"
+class LogRegSettings(FeatureHeadSettings, ClassWeightSettings):
+    C_grid: list[float] = Field(default_factory=lambda: list(DEFAULT_C_GRID), min_length=1)  # chosen by dev UAR
+    max_iter: int = Field(2000, ge=1)
+    sweep: Literal["batched", "sklearn"] = "batched"  # layer: best — one batched solve, or sklearn fits
+    threads: Literal["auto"] | int | None = "auto"  # CPU threads of the batched sweep
+    alpha_grid: list[float] = Field(default_factory=lambda: list(DEFAULT_ALPHA_GRID), min_length=1)  # regression
 
-    def __init__(self, cfg: dict[str, Any]):
-        self.grid = [float(c) for c in cfg.get("C_grid", [0.01, 0.1, 1.0, 10.0])]
-        self.max_iter = int(cfg.get("max_iter", 2000))
-        self.class_weight = "balanced" if cfg.get("class_weight", "balanced") == "balanced" else None
-        self.seed = int(cfg.get("seed", 0))
-        self.standardize = bool(cfg.get("standardize", True))
-        self.sweep = cfg.get("sweep", "batched")
-        self.device = cfg.get("device", "auto")
-        self.threads = cfg.get("threads", "auto")  # CPU threads of the batched sweep
+
+@register_head("logreg", settings=LogRegSettings, family="probe", description="scikit-learn logistic regression, C by dev UAR; ridge for regression")
+class LogRegHead(Head):
+    @classmethod
+    def make(cls, settings: LogRegSettings, task_type: str = "classification", **extra: Any):
+        if task_type == "regression":
+            from pipeline.heads.ridge import RidgeHead, RidgeSettings
+
+            fields = set(RidgeSettings.model_fields) - {"type"}
+            return RidgeHead(RidgeSettings(**settings.model_dump(include=fields)), task_type)
+        return cls(settings, task_type)
+
+    def __init__(self, settings: LogRegSettings, task_type: str = "classification"):
+        self.settings = settings
+        self.grid = [float(c) for c in settings.C_grid]
+        self.max_iter = settings.max_iter
+        self.class_weight = settings.class_weight
+        self.seed = settings.seed
+        self.standardize = settings.standardize
+        self.sweep = settings.sweep
+        self.device = settings.device
+        self.threads = settings.threads
         self.model = None
         self.selection: dict[str, Any] = {}
 

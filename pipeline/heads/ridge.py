@@ -11,21 +11,32 @@ from typing import Any
 
 import joblib
 import numpy as np
+from pydantic import Field
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from pipeline.heads import register_head
-from pipeline.metrics import ccc
+from pipeline.core.errors import ConfigError
+from pipeline.core.metrics import ccc
+from pipeline.heads.base import FeatureHeadSettings, Head, register_head
+from pipeline.heads.logreg import DEFAULT_ALPHA_GRID
 
 
-@register_head("ridge")
-class RidgeHead:
+class RidgeSettings(FeatureHeadSettings):
+    alpha_grid: list[float] = Field(default_factory=lambda: list(DEFAULT_ALPHA_GRID), min_length=1)  # by dev CCC
+
+
+@register_head(
+    "ridge", settings=RidgeSettings, family="probe", description="scikit-learn ridge regression, alpha by dev CCC"
+)
+class RidgeHead(Head):
     task_type = "regression"
 
-    def __init__(self, cfg: dict[str, Any]):
-        self.grid = [float(a) for a in cfg.get("alpha_grid", [0.1, 1.0, 10.0, 100.0, 1000.0])]
-        self.standardize = bool(cfg.get("standardize", True))
+    def __init__(self, settings: RidgeSettings, task_type: str = "regression"):
+        if task_type != "regression":
+            raise ConfigError("the ridge head models regression tasks; use logreg for classification")
+        self.grid = [float(a) for a in settings.alpha_grid]
+        self.standardize = settings.standardize
         self.model = None
         self.selection: dict[str, Any] = {}
 

@@ -20,7 +20,7 @@ SUPERB recipe; every layer is z-scored first, in place of SUPERB's layer norm).
 Seeds and the headline: each seed is evaluated on its own and the experiment reports the mean
 over seeds (with std and per-seed values) — the expected result of *one* training run, the fair
 comparison with single-model heads such as ``logreg``. ``predict_proba`` (used by late fusion and
-``pipeline.predict``) is the seed ensemble (mean probability).
+``pipeline.tools.predict``) is the seed ensemble (mean probability).
 
 Params (``heads.<name>``): ``type`` (mlp | linear), ``hidden`` (mlp: 256), ``dropout`` (mlp 0.2,
 linear 0), ``epochs`` (100), ``lr`` (1e-3), ``weight_decay`` (1e-4), ``batch_size`` (64),
@@ -32,18 +32,43 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import joblib
 import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
 from tqdm import tqdm
 
-from pipeline.config import ConfigError
-from pipeline.heads import register_head
-from pipeline.heads.batched_logreg import choose_threads, cpu_threads, resolve_device
+from pipeline.core.errors import ConfigError
+from pipeline.core.runtime import choose_threads, cpu_threads, resolve_device
+from pipeline.heads.base import ClassWeightSettings, FeatureHeadSettings, Head, register_head
 from pipeline.heads.layers import best_index
+
+
+class TorchHeadSettings(FeatureHeadSettings, ClassWeightSettings):
+    """Options of the torch heads (``mlp``, ``linear``, fusion ``attention``)."""
+
+    hidden: int = Field(256, ge=0)  # hidden units (mlp)
+    dropout: float = Field(0.2, ge=0, lt=1)
+    epochs: int = Field(100, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    batch_size: int = Field(64, ge=1)
+    patience: int = Field(10, ge=1)  # early stopping: epochs without a better dev score
+    monitor: Literal["uar", "ccc", "loss"] | None = None  # default: uar (classification), ccc (regression)
+    seeds: list[int] | None = Field(None, min_length=1)  # one model per seed (default: [seed])
+    threads: Literal["auto"] | int | None = "auto"  # CPU threads for training
+
+
+class MLPSettings(TorchHeadSettings):
+    pass
+
+
+class LinearSettings(TorchHeadSettings):
+    hidden: Literal[0] = 0  # a linear probe has no hidden layer
+    dropout: float = Field(0.0, ge=0, lt=1)
 
 
 class BatchedLinear(nn.Module):
@@ -114,34 +139,32 @@ def _ccc(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.where(denom > 0, 2 * cov / denom.clamp_min(1e-12), torch.full_like(cov, float("nan")))
 
 
-class TorchHead:
+class TorchHead(Head):
     """Shared training, prediction and persistence of the torch heads (see the module docstring)."""
 
-    task_type = "classification"
     native_layers = True  # handles layer: best | weighted itself
-    defaults: dict[str, Any] = {"hidden": 256, "dropout": 0.2}
+    settings_class: type[TorchHeadSettings] = MLPSettings
 
-    def __init__(self, cfg: dict[str, Any]):
-        get = lambda k, d: cfg.get(k, self.defaults.get(k, d))  # noqa: E731 — per-class defaults
-        self.cfg = dict(cfg)
-        self.hidden = int(get("hidden", 0))
-        self.dropout = float(get("dropout", 0.0))
-        self.epochs = int(get("epochs", 100))
-        self.lr = float(get("lr", 1e-3))
-        self.weight_decay = float(get("weight_decay", 1e-4))
-        self.batch_size = int(get("batch_size", 64))
-        self.patience = int(get("patience", 10))
+    def __init__(self, settings: TorchHeadSettings, task_type: str = "classification"):
+        s = self.settings = settings
+        self.task_type = task_type
+        self.hidden = s.hidden
+        self.dropout = s.dropout
+        self.epochs = s.epochs
+        self.lr = s.lr
+        self.weight_decay = s.weight_decay
+        self.batch_size = s.batch_size
+        self.patience = s.patience
         regression = self.task_type == "regression"
-        self.monitor = str(get("monitor", "ccc" if regression else "uar"))
+        self.monitor = s.monitor or ("ccc" if regression else "uar")
         allowed = ("ccc", "loss") if regression else ("uar", "loss")
         if self.monitor not in allowed:
-            raise ConfigError(f"heads ({self.kind}): monitor must be one of {allowed}, not {self.monitor!r}")
-        self.class_weight = get("class_weight", "balanced")
-        seeds = cfg.get("seeds")
-        self.seeds = [int(s) for s in (seeds if seeds is not None else [cfg.get("seed", 0)])]
-        self.layer_mode = cfg.get("layer", "last")
-        self.standardize = bool(get("standardize", True))
-        self.device = resolve_device(cfg.get("device", "auto"))
+            raise ConfigError(f"heads ({self.kind}): monitor must be one of {allowed} for a {task_type} task, not {self.monitor!r}")
+        self.class_weight = s.class_weight
+        self.seeds = list(s.seeds) if s.seeds is not None else [s.seed]
+        self.layer_mode = s.layer
+        self.standardize = s.standardize
+        self.device = resolve_device(s.device)
         self.selection: dict[str, Any] = {}
         self.layer_info: dict[str, Any] = {}
         self.history: list[list[float]] = []  # mean training loss per epoch, one value per model
@@ -202,7 +225,7 @@ class TorchHead:
     def _threads(self) -> int | None:
         """CPU threads for training: the ``threads`` param, or auto (1 when a step is small)."""
         n_params = sum(p.numel() for p in self.net.parameters())
-        return choose_threads(self.cfg.get("threads", "auto"), n_params * self.batch_size, self.device)
+        return choose_threads(self.settings.threads, n_params * self.batch_size, self.device)
 
     def _train(self, views_tr, views_dv, view, ytr, ydv, model_seeds) -> tuple[torch.Tensor, torch.Tensor]:
         """Mini-batch AdamW with per-model early stopping; restores each model's best epoch.
@@ -350,10 +373,13 @@ class TorchHead:
         return list(self.classes)
 
     # ----- persistence: plain numpy state, so a saved head loads on any device without retraining -----
-    _STATE = ("cfg", "selection", "layer_info", "history", "layer", "n_layers", "in_dim", "out_dim")
+    _STATE = ("selection", "layer_info", "history", "layer", "n_layers", "in_dim", "out_dim")
+    _INIT_STATE: tuple[str, ...] = ()  # extra constructor arguments a subclass needs back
 
     def __getstate__(self) -> dict[str, Any]:
         state = {k: getattr(self, k) for k in self._STATE}
+        state.update(settings=self.settings.dump(), task_type=self.task_type)
+        state["init"] = {k: getattr(self, k) for k in self._INIT_STATE}
         state.update(
             mean=self.mean.numpy(),
             std=self.std.numpy(),
@@ -366,7 +392,8 @@ class TorchHead:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__({**state["cfg"], "device": "cpu"})
+        settings = self.settings_class(**{**state["settings"], "device": "cpu"})
+        self.__init__(settings, state["task_type"], **state.get("init", {}))
         for k in self._STATE:
             setattr(self, k, state[k])
         self.mean, self.std = torch.as_tensor(state["mean"]), torch.as_tensor(state["std"])
@@ -383,24 +410,11 @@ class TorchHead:
         joblib.dump(self, path)
 
 
-@register_head("linear")
+@register_head("linear", settings=LinearSettings, family="probe", description="torch linear layer (the seeds' linear probe), early stopping on dev")
 class LinearHead(TorchHead):
-    defaults = {"hidden": 0, "dropout": 0.0}
-
-    def __init__(self, cfg: dict[str, Any]):
-        super().__init__({**cfg, "hidden": 0})  # a linear probe has no hidden layer, whatever params say
+    settings_class = LinearSettings
 
 
-@register_head("mlp")
+@register_head("mlp", settings=MLPSettings, family="probe", description="torch one-hidden-layer MLP, early stopping on dev")
 class MLPHead(TorchHead):
-    defaults = {"hidden": 256, "dropout": 0.2}
-
-
-@register_head("linear_reg")
-class LinearRegHead(LinearHead):
-    task_type = "regression"
-
-
-@register_head("mlp_reg")
-class MLPRegHead(MLPHead):
-    task_type = "regression"
+    settings_class = MLPSettings

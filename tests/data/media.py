@@ -48,7 +48,7 @@ def write_mp4(
     container_ext: str | None = None,
 ) -> Path:
     """Write a short clip with ffmpeg: a moving square (H.264) and/or a tone (AAC)."""
-    from pipeline.media import ffmpeg_exe
+    from pipeline.core.media import ffmpeg_exe
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,171 @@
+"""The corpus manifest: one row per utterance, the contract between recipes and stages.
+
+Columns: ``id, speaker, split, audio, video, text`` and one column per task label. ``audio`` and
+``video`` are paths (relative to the repository when inside it, absolute otherwise; ``video`` may be
+empty); ``split`` is ``train``/``dev``/``test``. Optional columns:
+
+- ``group``: the unit that must never straddle train/test (session, conversation, dialogue);
+  defaults to ``speaker``;
+- ``fold``: integer fold for cross-validation protocols (``loso``, ``kfold``, official folds);
+  each fold is the test set once, the probe pools out-of-fold predictions;
+- ``start``/``end``: segment bounds in seconds inside a longer file.
+
+Task definitions (classification classes or regression) and the protocol travel beside the
+manifest in ``corpus.json``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline.core.errors import ManifestError
+from pipeline.core.io import atomic_file, read_json, write_json
+
+REQUIRED_COLUMNS = ["id", "speaker", "split", "audio", "video", "text"]
+SPLITS = ("train", "dev", "test")
+
+
+
+
+@dataclass
+class Task:
+    """A prediction target: ``classification`` with ``classes``, or ``regression``."""
+
+    name: str
+    type: str = "classification"
+    classes: list[str] = field(default_factory=list)
+    positive: str | None = None  # binary tasks: the class whose F1/precision/recall/AUROC are reported
+    unit: str = "utterance"  # "speaker": one label per speaker, predictions averaged per speaker
+
+
+@dataclass
+class Corpus:
+    """A prepared corpus: manifest rows plus task definitions and provenance."""
+
+    name: str
+    manifest: pd.DataFrame
+    tasks: list[Task]
+    root: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def task(self, name: str) -> Task:
+        for t in self.tasks:
+            if t.name == name:
+                return t
+        raise KeyError(f"corpus {self.name} has no task {name!r}")
+
+    @property
+    def has_text(self) -> bool:
+        return bool(self.manifest["text"].fillna("").str.strip().ne("").any())
+
+    @property
+    def has_video(self) -> bool:
+        return bool(self.manifest["video"].fillna("").ne("").any())
+
+
+def display_path(path: str | Path) -> str:
+    """Path relative to the working directory when inside it (portable across clones)."""
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def validate(corpus: Corpus, source: str, speakers_shared: bool = False) -> None:
+    """Check ids, paths, labels and the speaker-independence of the split.
+
+    ``source`` is the file the rows came from, so every error can name it.
+    """
+    df = corpus.manifest
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise ManifestError(f"{source}: manifest lacks columns {missing}")
+    dup = df["id"][df["id"].duplicated()].tolist()
+    if dup:
+        raise ManifestError(f"{source}: duplicate utterance ids {dup[:5]}")
+    bad_split = sorted(set(df["split"]) - set(SPLITS))
+    if bad_split:
+        raise ManifestError(f"{source}: unknown split values {bad_split} (expected {SPLITS})")
+    root = Path(corpus.root).resolve()
+    for col in ("audio", "video"):
+        for uid, p in zip(df["id"], df[col]):
+            if not p:
+                continue
+            resolved = Path(p).resolve()
+            if not resolved.is_relative_to(root):
+                raise ManifestError(f"{source}: {col} path of {uid} ({p}) escapes the corpus root {root}")
+    for task in corpus.tasks:
+        if task.name not in df.columns:
+            raise ManifestError(f"{source}: no label column for task {task.name!r}")
+        if task.type == "classification":
+            labels = df[task.name].dropna()
+            labels = labels[labels.astype(str) != ""]  # "" = no label for this task (multi-task corpora)
+            unknown = sorted(set(labels) - set(task.classes))
+            if unknown:
+                first = df.loc[df[task.name].isin(unknown), "id"].iloc[0]
+                raise ManifestError(
+                    f"{source}: unknown {task.name} label(s) {unknown} (first at {first}); "
+                    f"known: {task.classes}"
+                )
+    if "group" in df.columns:
+        check_independent(df, source, "group")
+    if not speakers_shared:
+        check_independent(df, source, "speaker")
+
+
+def check_independent(df: pd.DataFrame, source: str, group: str = "speaker") -> None:
+    """Fail if any speaker (or session/conversation) appears on both sides of a split or fold.
+
+    With a ``fold`` column, the unit must stay inside one fold (and one split); without it, inside
+    one split.
+    """
+    keys = ["split", "fold"] if "fold" in df.columns else ["split"]
+    cell = df[keys].astype(str).agg("/".join, axis=1)
+    per = cell.groupby(df[group]).nunique()
+    leaked = per[per > 1].index.tolist()
+    if leaked:
+        where = {s: sorted(cell[df[group] == s].unique()) for s in leaked[:3]}
+        raise ManifestError(
+            f"{source}: {group}s appear on both sides of the {'/'.join(keys)} partition {where}; "
+            f"the protocol is {group}-independent (speakers_shared: true only where the protocol shares them)"
+        )
+
+
+def save(corpus: Corpus, out_dir: str | Path) -> None:
+    """Write ``manifest.parquet`` and ``corpus.json`` into ``out_dir``."""
+    out_dir = Path(out_dir)
+    with atomic_file(out_dir / "manifest.parquet", "wb") as f:
+        corpus.manifest.to_parquet(f, index=False)
+    write_json(
+        out_dir / "corpus.json",
+        {"name": corpus.name, "root": corpus.root, "tasks": [asdict(t) for t in corpus.tasks], "info": corpus.info},
+    )
+
+
+def load(prepared_dir: str | Path) -> Corpus:
+    """Read a prepared corpus written by :func:`save`."""
+    prepared_dir = Path(prepared_dir)
+    meta_path = prepared_dir / "corpus.json"
+    if not meta_path.exists():
+        raise ManifestError(f"{meta_path}: not found; run the prepare stage first")
+    meta = read_json(meta_path)
+    df = pd.read_parquet(prepared_dir / "manifest.parquet")
+    for col in ("video", "text"):
+        df[col] = df[col].fillna("")
+    return Corpus(
+        name=meta["name"],
+        manifest=df,
+        tasks=[Task(**t) for t in meta["tasks"]],
+        root=meta["root"],
+        info=meta.get("info", {}),
+    )
+
+
+def media_exists(path: str) -> bool:
+    return bool(path) and os.path.exists(path)

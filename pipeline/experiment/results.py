@@ -1,0 +1,62 @@
+"""Results: the metrics contract every head writes, and what the leaderboard and stages read from it.
+
+An experiment writes ``metrics/experiments/<corpus>/<backbone>/<head>.json`` — ``corpus``,
+``backbone``, ``head`` and per task: the per-fold records (what was selected on dev and why, dev
+and test headline metrics), pooled dev/test metrics (per-class recall, confusion, class names),
+seed and fold summaries — plus one prediction table per task under
+``metrics/predictions/<corpus>/<backbone>/<head>/<task>.csv``. A combination that does not apply
+writes ``skipped`` with the reason instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pipeline.core.io import atomic_dir, write_json
+from pipeline.core.metrics import headline
+
+
+def write_skipped(
+    result: dict[str, Any], reason: str, *, metrics_path: str | Path, predictions_dir: str | Path,
+    model_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Record a combination that does not apply (empty outputs plus a reason the report lists)."""
+    result["skipped"] = reason
+    if model_dir is not None:
+        with atomic_dir(model_dir) as tmp:
+            write_json(tmp / "skipped.json", result)
+    with atomic_dir(predictions_dir):
+        pass
+    write_json(metrics_path, result)
+    return result
+
+
+def leaderboard_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Flatten one experiment result into leaderboard rows (one per task and split)."""
+    rows = []
+    for task, entry in result.get("tasks", {}).items():
+        for split in ("dev", "test"):
+            if split in entry:
+                row = {"corpus": result["corpus"], "task": task, "backbone": result["backbone"],
+                       "head": result["head"], "split": split}
+                row.update(headline(entry[split]))
+                row["layer"] = entry.get("layer", "")
+                row["norm"] = entry.get("norm", "global")
+                rows.append(row)
+    return rows
+
+
+def summary_lines(result: dict[str, Any]) -> list[str]:
+    """One printable line per leaderboard row (what the head stages print)."""
+    lines = []
+    if "skipped" in result:
+        return [f"skipped {result['corpus']}/{result['backbone']}/{result['head']}: {result['skipped']}"]
+    for row in leaderboard_rows(result):
+        metric = "uar" if row["uar"] is not None else "ccc"
+        value = row[metric]
+        shown = "n/a" if value is None or value != value else f"{value:.3f}"
+        name = f"{row['corpus']}/{row['task']}/{row['backbone']}/{row['head']}"
+        extra = "".join(f", {k}={v}" for k, v in result["tasks"][row["task"]][row["split"]].items() if k == "unparsed")
+        lines.append(f"{name} {row['split']}: {metric.upper()} {shown} (n={row['n']}{extra})")
+    return lines

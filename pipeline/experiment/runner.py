@@ -1,0 +1,193 @@
+"""The experiment runner: one loop over tasks and folds, shared by every head family.
+
+Probes, fusion, fine-tuning and the Audio-LLM differ only in how they learn and predict; that part
+is a :class:`Learner` (fit on a fold's train/dev rows, predict a split). Everything else lives here,
+once: which rows carry a label for each task, the protocol's folds (:mod:`.protocol`), scoring each
+split per seed and pooling the out-of-fold predictions (:mod:`.scoring`), the prediction tables,
+the per-fold, seed and fold summaries and the experiment JSON (:mod:`.results`). Test rows are only
+ever passed to :meth:`Learner.predict`; nothing a learner selects can see them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from pipeline.core.io import atomic_dir, write_json
+from pipeline.core.manifest import Task
+from pipeline.core.metrics import headline
+from pipeline.experiment.protocol import Fold, plan_folds
+from pipeline.experiment.scoring import (
+    MetricWarnings,
+    average_metrics,
+    evaluate,
+    fold_summary,
+    score_table,
+    seed_summary,
+)
+
+
+@dataclass
+class Output:
+    """One model's predictions for the rows of a split (one per seed for multi-seed heads)."""
+
+    predicted: np.ndarray
+    proba: np.ndarray | None = None  # [n, classes] (classification)
+    classes: Sequence[str] | None = None  # column order of ``proba``
+    seed: int | None = None  # set for multi-seed heads: the table gets a ``seed`` column
+    columns: dict[str, Sequence[Any]] = field(default_factory=dict)  # extra prediction columns (raw answers, ...)
+
+
+@dataclass
+class TaskData:
+    """A task's labelled rows (indexed by id, in experiment order), their targets and planned folds."""
+
+    task: Task
+    rows: pd.DataFrame
+    keep: np.ndarray  # boolean mask over the experiment's rows: the ones labelled for this task
+    y: np.ndarray
+    folds: list[Fold] = field(default_factory=list)  # every fold the protocol plans (maybe more than run)
+
+    @property
+    def regression(self) -> bool:
+        return self.task.type == "regression"
+
+    @property
+    def speakers(self) -> np.ndarray:
+        return self.rows["speaker"].to_numpy()
+
+
+class Learner:
+    """How a head family learns and predicts. ``fit`` sees only ``fold.train`` and ``fold.dev``."""
+
+    def fit(self, data: TaskData, fold: Fold, model_path: Path) -> dict[str, Any]:  # pragma: no cover
+        """Train (selecting on dev), save under ``model_path`` (+ the learner's suffix); return the
+        fold record's fields (``head``: the head kind, ``selection``: what dev chose and why, ...)."""
+        raise NotImplementedError
+
+    def predict(self, data: TaskData, fold: Fold, mask: np.ndarray) -> list[Output]:  # pragma: no cover
+        """Predictions of the fold's model for the rows ``mask`` selects."""
+        raise NotImplementedError
+
+    def split_metrics(self, data: TaskData, table: pd.DataFrame) -> dict[str, Any]:
+        """Extra figures for a split's metrics (e.g. the Audio-LLM's unparsed answers)."""
+        return {}
+
+    def finish_task(self, data: TaskData, entry: dict[str, Any], table: pd.DataFrame, out_dir: Path) -> None:
+        """Add task-level fields to the experiment entry (``layer``, ``norm``, ...); may write files."""
+        entry.update(layer="", norm="global")
+
+
+Planner = Callable[[Task, pd.DataFrame, np.ndarray], list[Fold]]
+
+
+def labelled(rows: pd.DataFrame, task: Task) -> np.ndarray:
+    """Mask of rows that carry a label for ``task`` (multi-task corpora leave some empty)."""
+    labels = rows[task.name]
+    return (labels.notna() & (labels.astype(str) != "")).to_numpy()
+
+
+def task_data(rows: pd.DataFrame, task: Task) -> TaskData:
+    keep = labelled(rows, task)
+    sub = rows[keep]
+    y = sub[task.name].to_numpy(float if task.type == "regression" else object)
+    return TaskData(task, sub, keep, y)
+
+
+def run_experiment(
+    rows: pd.DataFrame,
+    tasks: Sequence[Task],
+    learner: Learner,
+    result: dict[str, Any],
+    *,
+    metrics_path: str | Path,
+    predictions_dir: str | Path,
+    model_dir: str | Path | None = None,
+    seed: int = 0,
+    planner: Planner | None = None,
+    max_folds: int | None = None,
+) -> dict[str, Any]:
+    """Run ``learner`` on every task and fold; write predictions, models and the experiment JSON.
+
+    ``rows`` are the manifest rows of the items that have inputs (indexed by id). ``planner`` plans
+    a task's folds (default: :func:`~pipeline.experiment.protocol.plan_folds` with ``seed``);
+    ``max_folds`` runs only the first folds of a cross-validation protocol (fine-tuning's
+    ``folds: first``). ``result`` holds ``corpus``, ``backbone``, ``head`` and any extras; the
+    runner adds ``tasks`` and writes it to ``metrics_path``.
+    """
+    plan = planner or (lambda task, r, y: plan_folds(r, y, seed, task.type == "regression"))
+    caught = MetricWarnings()
+    tasks_out: dict[str, Any] = {}
+    with contextlib.ExitStack() as stack:  # a failure anywhere leaves none of the outputs behind
+        mtmp = stack.enter_context(atomic_dir(model_dir)) if model_dir is not None else None
+        ptmp = stack.enter_context(atomic_dir(predictions_dir))
+        for task in tasks:
+            data = task_data(rows, task)
+            data.folds = plan(task, data.rows, data.y)
+            entry, table = _run_task(data, learner, mtmp, caught, max_folds, result["head"])
+            entry["n_unlabelled"] = int((~data.keep).sum())
+            learner.finish_task(data, entry, table, ptmp)
+            table.to_csv(ptmp / f"{task.name}.csv", index=False)
+            tasks_out[task.name] = entry
+    if caught.summary():
+        print(caught.summary(), flush=True)
+    result["tasks"] = tasks_out
+    write_json(metrics_path, result)
+    return result
+
+
+def _run_task(data: TaskData, learner: Learner, model_dir: Path | None, caught: MetricWarnings,
+              max_folds: int | None, head_name: str) -> tuple[dict[str, Any], pd.DataFrame]:
+    task, y, speakers = data.task, data.y, data.speakers
+    folds = data.folds[:max_folds] if max_folds else data.folds
+    frames, per_fold = [], []
+    bar = tqdm(folds, desc=f"{head_name}/{task.name}", unit="fold", disable=len(folds) == 1, leave=False)
+    for fold in bar:
+        name = task.name if len(data.folds) == 1 else f"{task.name}.{fold.name}"
+        record: dict[str, Any] = {"fold": fold.name, "dev_note": fold.dev_note}
+        record.update(learner.fit(data, fold, (model_dir or Path(".")) / name))
+        for split, mask in (("dev", fold.dev), ("test", fold.test)):
+            if not mask.any():
+                continue
+            per_seed, split_frames = [], []
+            for out in learner.predict(data, fold, mask):
+                with caught():
+                    metrics, frame = evaluate(task, y[mask], out.predicted, out.proba, out.classes, speakers[mask])
+                per_seed.append(headline(metrics))
+                frame.insert(0, "id", data.rows.index[mask])
+                frame.insert(1, "split", split)
+                frame.insert(2, "fold", fold.name)
+                if out.seed is not None:
+                    frame.insert(3, "seed", out.seed)
+                for column, values in out.columns.items():
+                    frame[column] = list(values)
+                if out.proba is not None:
+                    for j, c in enumerate(out.classes):
+                        frame[f"p_{c}"] = out.proba[:, j]
+                split_frames.append(frame)
+            record[split] = {**average_metrics(per_seed), **learner.split_metrics(data, pd.concat(split_frames))}
+            if len(per_seed) > 1:
+                record.setdefault("seeds", {})[split] = per_seed
+            frames += split_frames
+        per_fold.append(record)
+    table = pd.concat(frames, ignore_index=True)
+    entry: dict[str, Any] = {"type": task.type, "unit": task.unit, "classes": task.classes, "folds": per_fold}
+    for split in ("dev", "test"):
+        part = table[table["split"] == split]
+        if part.empty:
+            continue
+        groups = [g for _, g in part.groupby("seed", sort=True)] if "seed" in part else [part]
+        with caught():
+            per_seed = [score_table(task, g) for g in groups]
+        entry[split] = {**average_metrics(per_seed), **learner.split_metrics(data, part)}
+        if len(per_seed) > 1:
+            entry.setdefault("seed_summary", {})[split] = seed_summary(per_seed)
+    if len(folds) > 1:
+        entry["fold_summary"] = fold_summary(per_fold)
+    return entry, table

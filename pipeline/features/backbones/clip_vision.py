@@ -1,0 +1,195 @@
+"""CLIP image encoder applied to every video frame (optionally to the face crop only).
+
+Weights: any transformers CLIP checkpoint — a full ``CLIPModel`` (e.g. ``openai/clip-vit-base-patch32``,
+``openai/clip-vit-large-patch14``: MIT licence; LAION ``laion/CLIP-ViT-*`` OpenCLIP conversions: MIT)
+or a vision-only ``CLIPVisionModel(WithProjection)`` — loaded with ``CLIPVisionModelWithProjection``
+and ``CLIPImageProcessor`` from ``source`` (a local directory or a hub id already in the local cache;
+fetch with ``python -m pipeline.tools.models fetch <name>``). Nothing is downloaded here.
+
+Per frame, every hidden state (embeddings + each of the ``num_hidden_layers`` blocks) is summarised
+by its CLS token (``token: cls``, default) or the mean of its patch tokens (``token: mean``); those are
+pooled over the utterance's frames (``pooling: mean | mean+std | max``) → ``pooled`` [L, D] with
+L = num_hidden_layers + 1, D = hidden_size (768 for ViT-B, 1024 for ViT-L).
+
+``frames`` [T, D'] is one vector per frame: the **projected** image embedding (CLIP's joint
+image–text space, D' = projection_dim: 512 for ViT-B/32, 768 for ViT-L/14) when the checkpoint has
+``visual_projection`` weights, else the **pooled output** (post-layernorm CLS, D' = hidden_size);
+``describe()['frame_features']`` says which (``frame_features: pooled`` forces the latter).
+
+Options: ``face_crop: none | haar | dlib`` (crop the largest face first, see pipeline/features/faces.py; frames
+without a face use the whole frame and are counted), ``face_margin`` (default 0.2 of the box on each
+side), ``token``, ``pooling``, ``frame_features: auto | projected | pooled``, ``frame_batch`` (frames per
+forward pass, default 64), ``device: auto | cpu | cuda``, ``precision``. Utterances without frames
+(audio-only items of a mixed corpus) get zeros and are counted (``n_empty``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any, Iterator, Literal, Sequence
+
+import numpy as np
+from pydantic import Field
+
+from pipeline.core.errors import BackboneError
+from pipeline.core.runtime import resolve_revision
+from pipeline.features.backbones.base import Backbone, Embedding, ModelSettings, Pooling, pool, register_backbone
+from pipeline.features.faces import FaceCropSettings
+
+
+def load_image_processor(name: str, model_dir: Path, class_name: str):
+    """``<class_name>`` from ``model_dir``, preferring its PIL backend.
+
+    transformers 5 defaults to torchvision-based processors, and torchvision must not be installed
+    here (it breaks the CPU torch stack); the ``...Pil`` classes are the same preprocessing without it.
+    """
+    import transformers
+
+    if not (model_dir / "preprocessor_config.json").exists():
+        raise BackboneError(
+            f"backbones.{name}: {model_dir} has no preprocessor_config.json; save the image processor "
+            f"next to the model ({class_name}.save_pretrained) or fetch the full hub repository"
+        )
+    cls = getattr(transformers, f"{class_name}Pil", None) or getattr(transformers, class_name)
+    return cls.from_pretrained(model_dir)
+
+
+def check_model_type(name: str, model_dir: Path, allowed: tuple[str, ...]) -> None:
+    """Fail early, naming the backbone, when ``source`` holds another kind of checkpoint.
+
+    transformers would otherwise load e.g. a VideoMAE directory into a CLIP class with random weights
+    and only a warning.
+    """
+    config = model_dir / "config.json"
+    if not config.exists():
+        raise BackboneError(f"backbones.{name}: {model_dir} has no config.json (not a transformers checkpoint)")
+    model_type = json.loads(config.read_text()).get("model_type")
+    if model_type not in allowed:
+        raise BackboneError(
+            f"backbones.{name}: {model_dir} holds a {model_type!r} checkpoint; "
+            f"this backbone type needs one of {allowed}"
+        )
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' load report while loading a sub-model of a larger checkpoint.
+
+    Loading the vision tower of a full CLIPModel lists every text-tower weight as "unexpected";
+    that is the intended use, not a problem worth a screen of output.
+    """
+    from transformers.utils import logging
+
+    level = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
+
+
+def chunks(n: int, size: int) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(n, start + size))
+
+
+class ClipVisionSettings(ModelSettings, FaceCropSettings):
+    token: Literal["cls", "mean"] = "cls"  # per-frame summary of each hidden state: CLS or mean of patch tokens
+    pooling: Pooling = "mean"
+    frame_features: Literal["auto", "projected", "pooled"] = "auto"
+    frame_batch: int = Field(64, ge=1)  # frames per forward pass
+
+
+@register_backbone("clip_vision", settings=ClipVisionSettings, licence="MIT (OpenAI CLIP)", weights="`pipeline.tools.models fetch`")
+class ClipVisionBackbone(Backbone):
+    modality = "video"
+    has_frames = True
+
+    def __init__(self, name: str, settings: ClipVisionSettings):
+        super().__init__(name, settings)
+        import torch
+        from transformers import CLIPVisionModelWithProjection
+
+        from pipeline.features.faces import FaceCropper
+
+        self._torch = torch
+        self.load_runtime()
+        self.token = settings.token
+        self.frame_batch = settings.frame_batch
+        self.cropper = FaceCropper.from_settings(settings)
+        self.face_crop = self.cropper.method if self.cropper else "none"
+        check_model_type(name, self.model_dir, ("clip", "clip_vision_model"))
+        self.processor = load_image_processor(name, self.model_dir, "CLIPImageProcessor")
+        with quiet_transformers():
+            model, info = CLIPVisionModelWithProjection.from_pretrained(
+                self.model_dir, dtype=self.dtype, output_loading_info=True
+            )
+        self.model = model.to(self.device).eval()
+        self.config = model.config
+        # A vision-only CLIPVisionModel checkpoint has no projection: its head stays random, unused.
+        has_projection = not any(k.startswith("visual_projection") for k in info["missing_keys"])
+        wanted = settings.frame_features
+        if wanted == "projected" and not has_projection:
+            raise BackboneError(
+                f"backbones.{name}: frame_features: projected, but {self.model_dir} has no visual_projection "
+                f"weights (a vision-only checkpoint); use frame_features: pooled or a full CLIP checkpoint"
+            )
+        self.frame_features = "pooled" if wanted == "pooled" or not has_projection else "projected"
+        self.n_empty = 0
+
+    def _forward(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Per-frame layer summaries [N, L, D] and frame vectors [N, D'] for a list of RGB images."""
+        torch = self._torch
+        pixels = self.processor(images=images, return_tensors="pt")["pixel_values"]
+        pixels = pixels.to(self.device, self.dtype)
+        with torch.inference_mode():
+            out = self.model.vision_model(pixel_values=pixels, output_hidden_states=True)
+            states = torch.stack(out.hidden_states, dim=1)  # [N, L, 1 + patches, D]
+            summary = states[:, :, 0] if self.token == "cls" else states[:, :, 1:].mean(dim=2)
+            vectors = out.pooler_output
+            if self.frame_features == "projected":
+                vectors = self.model.visual_projection(vectors)
+        return summary.float().cpu().numpy(), vectors.float().cpu().numpy()
+
+    def frame_dim(self) -> int:
+        return self.config.projection_dim if self.frame_features == "projected" else self.config.hidden_size
+
+    def embed(self, batch: Sequence[np.ndarray]) -> list[Embedding]:
+        # All frames of the batch go through the model together (in frame_batch chunks), then are
+        # split back per utterance: a few short utterances still fill a GPU batch.
+        images = [img for frames in batch for img in (self.cropper.crop_all(frames) if self.cropper else frames)]
+        summaries, vectors = [], []
+        for part in chunks(len(images), self.frame_batch):
+            s, v = self._forward(images[part])
+            summaries.append(s)
+            vectors.append(v)
+        n_layers, dim = self.config.num_hidden_layers + 1, self.config.hidden_size
+        summary = np.concatenate(summaries) if summaries else np.zeros((0, n_layers, dim), np.float32)
+        vector = np.concatenate(vectors) if vectors else np.zeros((0, self.frame_dim()), np.float32)
+        results, start = [], 0
+        for frames in batch:
+            stop = start + len(frames)
+            self.n_empty += stop == start
+            per_layer = summary[start:stop].transpose(1, 0, 2)  # [L, T, D]
+            results.append(Embedding(pool(per_layer, self.pooling).astype(np.float32), vector[start:stop]))
+            start = stop
+        return results
+
+    def describe(self) -> dict[str, Any]:
+        info = {
+            "source": self.settings.source,
+            "revision": resolve_revision(self.model_dir),
+            "frame_rate": None,  # the segment fps; filled in by the embed driver
+            "model_type": self.config.model_type,
+            "image_size": self.config.image_size,
+            "token": self.token,
+            "frame_features": self.frame_features,
+            "frame_dims": self.frame_dim(),
+            "face_crop": self.face_crop,
+            "n_empty": self.n_empty,
+        }
+        if self.cropper:
+            info.update(self.cropper.stats())
+        return info

@@ -1,0 +1,2 @@
+"""The embed engine: ``engine`` (settings, keys, the driver), ``items``, ``cache``, ``local`` and
+``ray_executor`` (compute), ``assemble`` (the store). See :mod:`pipeline.features.embed.engine`."""

@@ -1,0 +1,263 @@
+"""Fetching pretrained models into ``models/pretrained/<backbone>/`` (the only code that downloads).
+
+Backbones never download: their ``source`` is a local directory. This command is the explicit,
+one-off step that fills that directory on a machine with internet; afterwards the directory is
+tracked with DVC (``dvc add`` + ``dvc push``) so every other machine gets it with ``dvc pull``::
+
+    python -m pipeline.tools.models fetch wav2vec2 [--params params.yaml] [--revision <tag|branch|commit>]
+
+It reads ``backbones.<name>`` and takes the hub id from ``hub`` (preferred: it stays valid after
+``source`` is pointed at the local copy) or else ``source``. Which hub — one rule:
+
+1. an explicit prefix wins: ``hf:org/name`` (or ``huggingface:``) → Hugging Face,
+   ``modelscope:org/name`` (or ``ms:``) → ModelScope;
+2. no prefix: the ModelScope-only organisations ``iic/`` and ``damo/`` (FunASR models: emotion2vec,
+   Paraformer, SenseVoice) → ModelScope;
+3. anything else → Hugging Face.
+
+Hugging Face downloads go through ``huggingface_hub.snapshot_download(repo_id, revision=<commit>,
+local_dir=...)`` after resolving the requested revision (``hub_revision`` in params or
+``--revision``; default the main branch) to its commit, so the files match the recorded commit;
+TensorFlow/Flax/ONNX/... duplicates of the weights are skipped (``hub_ignore`` overrides the list,
+``hub_allow`` restricts to patterns). ModelScope downloads need ``pip install modelscope``; its
+revision is recorded as requested (default ``master``; set ``hub_revision`` to a tag to pin it).
+
+``FETCHED.json`` is written last, so a directory without it is an interrupted download (rerun: both
+hubs resume): hub, repo id, requested and resolved revision, file count, bytes and a sha256 of the
+content. It holds no timestamp, so fetching the same revision twice gives identical files for DVC.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from pipeline.core.config import load_params, section
+from pipeline.core.errors import ConfigError
+from pipeline.core.io import write_json
+from pipeline.core.paths import MODELS
+
+PRETRAINED = MODELS / "pretrained"
+FETCHED = "FETCHED.json"
+MODELSCOPE_ORGS = ("iic", "damo")
+PREFIXES = {"hf": "huggingface", "huggingface": "huggingface", "modelscope": "modelscope", "ms": "modelscope"}
+HUB_NAMES = {"huggingface": "Hugging Face", "modelscope": "ModelScope"}
+# Framework duplicates of the same weights that transformers/PyTorch never read.
+DEFAULT_HF_IGNORE = [
+    "*.msgpack", "*.h5", "tf_model*", "flax_model*", "rust_model*", "*.ot", "*.onnx", "*.onnx_data",
+    "onnx/*", "openvino/*", "coreml/*", "*.tflite", "*.mlmodel",
+]
+REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+class ModelFetchError(RuntimeError):
+    """A model that cannot be fetched; the message says why and what to do."""
+
+
+def parse_hub_id(name: str, spec: str) -> tuple[str, str]:
+    """``(hub, repo_id)`` for a ``hub``/``source`` value, by the rule in the module docstring."""
+    hub = None
+    if ":" in spec:
+        prefix, rest = spec.split(":", 1)
+        if prefix == "package":
+            raise ModelFetchError(
+                f"backbones.{name}: source {spec!r} is shipped inside a Python package; nothing to fetch"
+            )
+        if prefix not in PREFIXES:
+            raise ModelFetchError(
+                f"backbones.{name}: unknown hub prefix {prefix!r} in {spec!r}; use hf: or modelscope:"
+            )
+        hub, spec = PREFIXES[prefix], rest
+    if not REPO_ID.match(spec) or spec.startswith((".", "/")) or Path(spec).is_dir():
+        raise ModelFetchError(
+            f"backbones.{name}: {spec!r} is not a hub id (org/name); if source is already a local directory, "
+            f"add `hub: <org/name>` (Hugging Face) or `hub: modelscope:<org/name>` to backbones.{name}"
+        )
+    if hub is None:
+        hub = "modelscope" if spec.split("/", 1)[0] in MODELSCOPE_ORGS else "huggingface"
+    return hub, spec
+
+
+def hub_spec(name: str, cfg: dict[str, Any]) -> str:
+    spec = cfg.get("hub") or cfg.get("source")
+    if not spec:
+        raise ModelFetchError(
+            f"backbones.{name} (type {cfg.get('type')}) names no model to fetch: set `hub: <org/name>` "
+            f"(its weights ship in a Python package if it needs none)"
+        )
+    return str(spec)
+
+
+def content_digest(model_dir: Path) -> tuple[int, int, str]:
+    """(files, bytes, sha256) of everything under ``model_dir`` except download caches and FETCHED.json."""
+    digest = hashlib.sha256()
+    n_files = n_bytes = 0
+    for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+        rel = path.relative_to(model_dir).as_posix()
+        if rel == FETCHED or rel.startswith(".cache/"):
+            continue
+        digest.update(rel.encode() + b"\0")
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+                n_bytes += len(block)
+        n_files += 1
+    return n_files, n_bytes, "sha256:" + digest.hexdigest()
+
+
+def _hf_offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.is_offline_mode())
+
+
+def _fetch_huggingface(name: str, repo_id: str, revision: str | None, dest: Path, cfg: dict[str, Any]) -> str:
+    """Download ``repo_id`` into ``dest``; return the commit it came from."""
+    import huggingface_hub
+    from huggingface_hub import errors
+
+    try:
+        # Resolve a branch/tag to its commit first and download that commit: the files and the
+        # recorded revision cannot disagree even if the branch moves during the download.
+        commit = revision if revision and re.fullmatch(r"[0-9a-f]{40}", revision) else None
+        if commit is None:
+            commit = huggingface_hub.HfApi().model_info(repo_id, revision=revision).sha
+        huggingface_hub.snapshot_download(
+            repo_id,
+            revision=commit,
+            local_dir=dest,
+            allow_patterns=cfg.get("hub_allow"),
+            ignore_patterns=cfg.get("hub_ignore", DEFAULT_HF_IGNORE),
+        )
+    except (errors.RepositoryNotFoundError, errors.RevisionNotFoundError) as err:
+        raise ModelFetchError(
+            f"backbones.{name}: {repo_id}@{revision or 'main'} not found on Hugging Face "
+            f"(check hub / hub_revision): {_first_line(err)}"
+        ) from err
+    except errors.GatedRepoError as err:
+        raise ModelFetchError(
+            f"backbones.{name}: {repo_id} is gated: accept its licence on https://huggingface.co/{repo_id} "
+            f"and log in (`hf auth login`), then rerun"
+        ) from err
+    except Exception as err:  # noqa: BLE001 - everything else means "no usable connection"
+        raise ModelFetchError(_offline_message(name, repo_id, "Hugging Face", err, _hf_offline())) from err
+    return commit
+
+
+def _fetch_modelscope(name: str, repo_id: str, revision: str | None, dest: Path, cfg: dict[str, Any]) -> str:
+    try:
+        from modelscope import snapshot_download
+    except ImportError as err:
+        raise ModelFetchError(
+            f"backbones.{name}: {repo_id} is hosted on ModelScope and the modelscope package is not "
+            f"installed: pip install modelscope (only needed for fetching), then rerun "
+            f"(or use a Hugging Face mirror with hub: hf:<org/name>)"
+        ) from err
+    revision = revision or "master"
+    try:
+        snapshot_download(
+            repo_id,
+            revision=revision,
+            local_dir=str(dest),
+            allow_patterns=cfg.get("hub_allow"),
+            ignore_patterns=cfg.get("hub_ignore"),
+        )
+    except Exception as err:  # noqa: BLE001 - modelscope raises plain requests/OS errors
+        raise ModelFetchError(_offline_message(name, repo_id, "ModelScope", err, False)) from err
+    return revision
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}"
+
+
+def _offline_message(name: str, repo_id: str, hub: str, err: BaseException, offline_mode: bool) -> str:
+    if offline_mode:
+        why = (
+            "HF_HUB_OFFLINE=1 is set (the pipeline's no-download guard, exported by the Makefile); "
+            f"fetching is the one step allowed to download: HF_HUB_OFFLINE=0 python -m pipeline.tools.models fetch {name}"
+        )
+    else:
+        why = f"this machine cannot reach {hub} ({_first_line(err)})"
+    return (
+        f"backbones.{name}: cannot download {repo_id}: {why}. On a machine with internet run "
+        f"`python -m pipeline.tools.models fetch {name}`, then `dvc add models/pretrained/{name}` and `dvc push`; "
+        f"here, `dvc pull models/pretrained/{name}`."
+    )
+
+
+def fetch(
+    name: str,
+    cfg: dict[str, Any],
+    *,
+    revision: str | None = None,
+    dest: str | Path | None = None,
+) -> dict[str, Any]:
+    """Download backbone ``name``'s model into ``dest`` (default models/pretrained/<name>) and record it."""
+    hub, repo_id = parse_hub_id(name, hub_spec(name, cfg))
+    requested = revision or cfg.get("hub_revision")
+    dest = Path(dest) if dest else PRETRAINED / name
+    dest.mkdir(parents=True, exist_ok=True)
+    downloader = _fetch_huggingface if hub == "huggingface" else _fetch_modelscope
+    resolved = downloader(name, repo_id, requested, dest, cfg)
+    n_files, n_bytes, digest = content_digest(dest)
+    if n_files == 0:
+        raise ModelFetchError(f"backbones.{name}: {HUB_NAMES[hub]} returned no files for {repo_id} (check hub_allow)")
+    record = {
+        "backbone": name,
+        "hub": hub,
+        "repo_id": repo_id,
+        "requested_revision": requested,
+        "revision": resolved,
+        "files": n_files,
+        "bytes": n_bytes,
+        "content_sha256": digest,
+    }
+    write_json(dest / FETCHED, record)  # last: its presence marks a complete download
+    return {**record, "dest": str(dest)}
+
+
+def next_steps(name: str, info: dict[str, Any], cfg: dict[str, Any]) -> str:
+    """What to run after a fetch: track the directory with DVC and point the params at it."""
+    dest = info["dest"]
+    hub_value = ("modelscope:" if info["hub"] == "modelscope" else "") + info["repo_id"]
+    lines = [
+        f"fetched {info['repo_id']}@{info['revision']} from {HUB_NAMES[info['hub']]} into {dest} "
+        f"({info['files']} files, {info['bytes'] / 1e6:.1f} MB)",
+        "next:",
+        f"  dvc add {dest}            # track the weights with DVC (git add the {dest}.dvc it writes)",
+        "  dvc push                                # share them through the DVC remote",
+    ]
+    if cfg.get("source") != dest or cfg.get("hub") != hub_value:
+        lines += [f"  in params.yaml, backbones.{name}:", f"    source: {dest}", f"    hub: {hub_value}"]
+        if info["hub"] == "huggingface":  # a commit pins the model; ModelScope revisions are branch/tag names
+            lines.append(f"    hub_revision: {info['revision']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.tools.models", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    f = sub.add_parser("fetch", help="download backbones.<name>'s model into models/pretrained/<name>")
+    f.add_argument("backbone")
+    f.add_argument("--params", default="params.yaml")
+    f.add_argument("--revision", help="branch, tag or commit (overrides backbones.<name>.hub_revision)")
+    f.add_argument("--dest", help="target directory (default: models/pretrained/<backbone>)")
+    args = parser.parse_args(argv)
+    try:
+        cfg = section(load_params(args.params), "backbones", args.backbone, path=args.params)
+        info = fetch(args.backbone, cfg, revision=args.revision, dest=args.dest)
+    except (ConfigError, ModelFetchError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(next_steps(args.backbone, info, cfg))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Check a whole params file: every section against its schema, and the run lists against the sections.
+
+    python -m pipeline.tools.validate [--params params.yaml]
+
+Used by the ``validate`` stage (first in ``dvc repro``) so that a typo fails in seconds. Each error
+is one line naming the key (see :mod:`pipeline.core.settings`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from pipeline.core.config import load_params, run_settings
+from pipeline.core.errors import AffectBenchError, ConfigError
+from pipeline.core.settings import parse
+from pipeline.corpora.base import corpus_settings
+from pipeline.features.backbones.base import backbone_settings
+from pipeline.features.embed.engine import EmbedSettings
+from pipeline.heads.base import head_family, head_settings
+from pipeline.segment.decode import SegmentSettings
+from pipeline.transcribe.asr import TranscriptsSettings
+
+SECTIONS = ("run", "corpora", "segment", "transcripts", "embed", "backbones", "heads")
+
+
+def _mapping(params: dict[str, Any], key: str) -> dict[str, Any]:
+    value = params.get(key) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"params.yaml: {key} must be a mapping of names to sections")
+    return value
+
+
+def validate_params(params: dict[str, Any]) -> str:
+    """Raise a ConfigError on the first problem; return a short summary of what was checked."""
+    unknown = sorted(set(params) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"params.yaml: unknown top-level section(s) {unknown}; sections: {', '.join(SECTIONS)}")
+    run = run_settings(params)
+    corpora, backbones, heads = _mapping(params, "corpora"), _mapping(params, "backbones"), _mapping(params, "heads")
+    for name, cfg in corpora.items():
+        corpus_settings(name, cfg)
+    parse(SegmentSettings, params.get("segment"), "segment")
+    parse(TranscriptsSettings, params.get("transcripts"), "transcripts")
+    parse(EmbedSettings, params.get("embed"), "embed")
+    for name, cfg in backbones.items():
+        backbone_settings(name, cfg)
+    for name, cfg in heads.items():
+        head_settings(name, cfg)
+
+    def need(names, section: dict, where: str, what: str) -> None:
+        for n in names:
+            if n not in section:
+                raise ConfigError(f"params.yaml: {where} names {n!r}, but there is no {what}.{n} section")
+
+    need(run.corpora, corpora, "run.corpora", "corpora")
+    need(run.backbones, backbones, "run.backbones", "backbones")
+    need(run.heads, heads, "run.heads", "heads")
+    for name in run.heads:
+        head_settings(name, heads[name], family="probe")
+    for key, family in (("fusions", "fusion"), ("finetune", "finetune"), ("audio_llm", "audio_llm")):
+        for i, item in enumerate(getattr(run, key)):
+            where = f"run.{key}[{i}]"
+            need([item.head], heads, where, "heads")
+            if head_family(item.head, heads[item.head]) != family:
+                head_settings(item.head, heads[item.head], family=family)  # raises, naming the right run list
+            need(item.backbone.split("+"), backbones, where, "backbones")
+    return (f"{len(corpora)} corpora, {len(backbones)} backbones, {len(heads)} heads, "
+            f"{len(run.experiments())} experiments per corpus")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.tools.validate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    try:
+        print(f"{args.params}: valid ({validate_params(load_params(args.params))})")
+    except AffectBenchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
