@@ -22,9 +22,12 @@ def main() -> None:
 
     import torch
 
-    from pipeline.features.backbones.base import build_backbone
-    from pipeline.features.embed.engine import DEFAULTS, Items, Shard, backbone_key, collect_items, embed_corpus, shard_batches
     from pipeline.core.segments import Segments
+    from pipeline.features.backbones.base import build_backbone
+    from pipeline.features.embed.cache import Shard
+    from pipeline.features.embed.engine import EmbedSettings, backbone_key, embed_corpus
+    from pipeline.features.embed.items import Items, collect_items
+    from pipeline.features.embed.local import shard_batches
     from pipeline.segment.decode import segment_corpus
 
     work = args.work
@@ -36,15 +39,16 @@ def main() -> None:
 
     # --- forward only, on the embed stage's own batches -------------------------------------
     bb, load_s = timed(lambda: build_backbone("w2v", cfg))
-    items: Items = collect_items(corpus, seg, "audio", backbone_key(cfg, type(bb), None))
+    items: Items = collect_items(corpus, seg, "audio", backbone_key(bb.settings, type(bb), None))
     keys = list(items.by_key)
-    size = DEFAULTS["shard_size"]
+    size = EmbedSettings().shard_size
     batches = []
     for i in range(0, len(keys), size):
         shard = Shard("x", keys[i : i + size])
         for rows in shard_batches(shard, items, bb.batch_size):
             windows = [items.load(items.by_key[shard.keys[r]]) for r in rows]
-            batches.append(bb._features(windows, padding=True, return_attention_mask=True) if len(windows) > 1 else bb._features(windows))
+            features = bb.family.features
+            batches.append(features(windows, padding=True, return_attention_mask=True) if len(windows) > 1 else features(windows))
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
 

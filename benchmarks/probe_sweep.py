@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmarks/probe_sweep.py` from anywhere
 
 from pipeline.heads.base import build_head  # noqa: E402
-from pipeline.heads.batched_logreg import resolve_device  # noqa: E402
+from pipeline.core.runtime import resolve_device  # noqa: E402
 
 
 def synthetic(n: int, layers: int, dim: int, classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -24,6 +24,7 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: heavy test, run with --runslow")
+    config.addinivalue_line("markers", "dvc: runs the real `dvc` CLI in a temporary git repository (-m dvc / -m 'not dvc')")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -46,6 +47,18 @@ def tiny_demo(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("demo") / "tree"
     return generate_demo_corpus(out, seed=1, n_speakers=4, utterances_per_class=2, progress=False)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run fastest (and bit-reproducibly) on one torch thread, above all on a busy machine:
+    thread start-up costs more than their maths."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -17,10 +17,8 @@ import torch
 
 from pipeline.core import manifest
 from pipeline.heads.audio_llm.data import (
-    PROMPTS,
     TRANSCRIBE,
     instruct_examples,
-    instruction,
     stage1_examples,
 )
 from pipeline.heads.audio_llm.model import AudioLLM, Projector, build_projectors, load_llm, load_projectors, save_projectors
@@ -28,72 +26,25 @@ from pipeline.heads.audio_llm.parse import UNPARSED, LabelParser
 from pipeline.heads.audio_llm.plan import make_plan
 from pipeline.heads.audio_llm.train import align_fold, mean_loss, run_align, run_instruct
 from pipeline.core.io import read_json
-from pipeline.core.manifest import Corpus, Task
-from pipeline.heads.probe import leaderboard_rows
+from pipeline.core.manifest import Corpus
+from pipeline.experiment.results import leaderboard_rows
 from pipeline.core.store import write_store
+from tests.factories import LLM_CLASSES, LLM_SENTENCES, LLM_TASK, tiny_llm
 
-CLASSES = ["neutral", "happy", "sad", "angry"]
-SENTENCES = ["I will be there tomorrow", "The box is on the table", "We talked about it"]
+CLASSES, SENTENCES, TASK = LLM_CLASSES, LLM_SENTENCES, LLM_TASK  # the vocabulary tiny_llm's tokenizer knows
 SPLITS = {"s1": "train", "s2": "train", "s3": "train", "s4": "dev", "s5": "test"}
-TASK = Task("emotion", "classification", CLASSES)
 
 
 # ---------------------------------------------------------------------------------------------
 # Fixtures: tiny tokenizer + Qwen2, synthetic corpus and stores
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matrices: thread start-up costs more than the maths (10x slower on a busy 2-core box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def build_tiny_llm(out, initializer_range=0.2):
-    """Train a BPE tokenizer on the prompt/label vocabulary, wrap it, add a chat template; save a tiny Qwen2.
-
-    A wider initialisation than Qwen's 0.02 gives the frozen random LLM non-uniform outputs that
-    soft tokens can steer; with 0.02 every input yields near-uniform logits (loss ≈ ln |vocab|).
-    """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast, Qwen2Config
-
-    parser = LabelParser(CLASSES)
-    texts = [instruction(TASK, parser, lang) for lang in PROMPTS] + SENTENCES + [TRANSCRIBE, "Describe the speaker."]
-    texts += [f"A {g}speaker says something in a {c} tone." for g in ("", "female ", "male ") for c in CLASSES]
-    texts += parser.options("en") + parser.options("zh") + ["The emotion is: Happy.", "高兴 生气 难过 平静"]
-    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<unk>"]
-    trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    bpe.train_from_iterator(texts * 5, trainer)
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token="<unk>"
-    )
-    tok.chat_template = (
-        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-    )
-    tok.save_pretrained(out)
-    config = Qwen2Config(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        num_key_value_heads=1, max_position_embeddings=256,
-        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-        tie_word_embeddings=True, initializer_range=initializer_range,
-    )
-    torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(config).save_pretrained(out)
-    return out
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def llm_dir(tmp_path_factory):
-    return build_tiny_llm(tmp_path_factory.mktemp("qwen-tiny"))
+    return tiny_llm(tmp_path_factory.mktemp("qwen-tiny"))
 
 
 def synthetic_corpus(root, n_per=2, seed=0, folds=False) -> Corpus:
@@ -127,18 +78,24 @@ def write_stores(root, corpus, seed=0, video=True):
                     frames=vid, attrs={"backbone": "vid"})
 
 
-def config(llm_dir, **over):
+LORA = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
+
+
+def config(llm_dir, backbone="toy", video_backbone=None, **over):
+    """``(heads.audio_llm settings, the run item's backbone)``; ``over`` replaces whole groups."""
     cfg = {
-        "source": str(llm_dir), "backbone": "toy", "video_backbone": None, "languages": ["en", "zh"],
+        "type": "audio_llm",
+        "llm": {"source": str(llm_dir), "device": "cpu", "precision": "fp32", "seed": 0},
+        "languages": ["en", "zh"],
         "projector": {"hidden": 16, "downsample": 2, "max_tokens": 4},
         "video_projector": {"hidden": 16, "downsample": 1, "max_tokens": 2},
         "align": {"lr": 1e-2, "epochs": 3, "batch_size": 8},
-        "instruct": {"lr": 1e-2, "epochs": 2, "batch_size": 16, "select_by": "uar"},
-        "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
-        "max_new_tokens": 4, "eval_batch_size": 16, "device": "cpu", "precision": "fp32", "seed": 0,
+        "instruct": {"lr": 1e-2, "epochs": 2, "batch_size": 16, "select_by": "uar", "lora": LORA},
+        "generate": {"max_new_tokens": 4, "eval_batch_size": 16},
     }
-    cfg.update(over)
-    return cfg
+    for key, value in over.items():
+        cfg[key] = {**value, "lora": LORA} if key == "instruct" and "lora" not in value else value
+    return cfg, backbone + (f"+{video_backbone}" if video_backbone else "")
 
 
 @pytest.fixture
@@ -152,7 +109,7 @@ def syn(tmp_path, monkeypatch):
 
 def fresh_model(llm_dir, plan, bank):
     llm, tok = load_llm(llm_dir)
-    projectors = build_projectors({g: bank.dim(g) for g in bank.groups}, llm.config.hidden_size, plan.cfg)
+    projectors = build_projectors({g: bank.dim(g) for g in bank.groups}, llm.config.hidden_size, plan.settings)
     for g, p in projectors.items():
         p.set_normalisation(*bank.stats(g, plan.ids(plan.folds[0].train)))
     return AudioLLM(llm, tok, projectors)
@@ -219,7 +176,7 @@ def test_unparseable_answers_count_as_errors_never_dropped():
 
 
 def test_stage_data_use_training_rows_only(syn, llm_dir):
-    plan = make_plan(syn, config(llm_dir))
+    plan = make_plan(syn, *config(llm_dir))
     fold = plan.folds[0]
     train_ids = set(plan.ids(fold.train))
     assert train_ids == {u for u in syn.manifest["id"] if SPLITS[u.split("_")[0]] == "train"}
@@ -244,7 +201,7 @@ def test_stage_data_use_training_rows_only(syn, llm_dir):
 
 
 def test_stage2_loss_covers_answer_tokens_only(syn, llm_dir):
-    plan = make_plan(syn, config(llm_dir))
+    plan = make_plan(syn, *config(llm_dir))
     bank = plan.bank()
     model = fresh_model(llm_dir, plan, bank)
     examples = instruct_examples(plan.rows.iloc[[0, 5, 9]], plan.tasks, plan.parsers, ["en", "zh"])
@@ -265,7 +222,7 @@ def test_stage2_loss_covers_answer_tokens_only(syn, llm_dir):
 
 
 def test_batched_left_padded_generation_matches_one_by_one(syn, llm_dir):
-    plan = make_plan(syn, config(llm_dir, video_backbone="vid"))
+    plan = make_plan(syn, *config(llm_dir, video_backbone="vid"))
     bank = plan.bank()
     model = fresh_model(llm_dir, plan, bank)
     examples = instruct_examples(plan.rows.iloc[[0, 7, 13]], plan.tasks, plan.parsers, ["en", "zh"], with_answer=False)
@@ -294,7 +251,7 @@ def test_projector_downsamples_caps_tokens_and_round_trips(tmp_path):
 
 
 def test_stage1_reduces_loss_and_leaves_the_llm_untouched(syn, llm_dir):
-    plan = make_plan(syn, config(llm_dir, align={"lr": 1e-2, "epochs": 4, "batch_size": 8}))
+    plan = make_plan(syn, *config(llm_dir, align={"lr": 1e-2, "epochs": 4, "batch_size": 8}))
     bank = plan.bank()
     model = fresh_model(llm_dir, plan, bank)
     before_llm = {k: v.clone() for k, v in model.llm.state_dict().items()}
@@ -315,8 +272,9 @@ def test_stage1_reduces_loss_and_leaves_the_llm_untouched(syn, llm_dir):
 
 
 def run_both(corpus, cfg, root):
-    run_align(corpus, cfg, root / "align")
-    run_instruct(corpus, cfg, root / "align", root / "instruct")
+    settings, backbone = cfg
+    run_align(corpus, settings, backbone, root / "align")
+    run_instruct(corpus, settings, backbone, root / "align", root / "instruct")
     return root / "instruct"
 
 
@@ -341,7 +299,7 @@ def test_merged_model_equals_base_plus_adapter(trained, llm_dir, monkeypatch):
     cfg = config(llm_dir)
     out = root / "run" / "instruct"
     assert {p.name for p in out.iterdir()} >= {"merged", "adapter", "projector.pt", "train.json"}
-    plan = make_plan(syn, cfg)
+    plan = make_plan(syn, *cfg)
     bank = plan.bank()
     projectors = load_projectors(out / "projector.pt")
     examples = instruct_examples(plan.rows.iloc[[1, 22, 37]], plan.tasks, plan.parsers, ["en", "zh"])
@@ -404,8 +362,9 @@ def test_stages_write_the_probe_metrics_contract_for_the_audio_visual_model(syn,
     from stages import audio_llm_align, audio_llm_eval, audio_llm_instruct
 
     manifest.save(syn, tmp_path / "data/syn/prepared")
-    params = {"audio_llm": config(llm_dir, video_backbone="vid")}
-    args = argparse.Namespace(corpus="syn")
+    cfg, backbone = config(llm_dir, video_backbone="vid")
+    params = {"heads": {"audio_llm": cfg}}
+    args = argparse.Namespace(corpus="syn", backbone=backbone, head="audio_llm")
     for stage in (audio_llm_align, audio_llm_instruct, audio_llm_eval):
         stage.main(args, params)
 
@@ -425,7 +384,7 @@ def test_stages_write_the_probe_metrics_contract_for_the_audio_visual_model(syn,
     assert (preds[[f"p_{c}" for c in [*CLASSES, UNPARSED]]].sum(axis=1) == 1).all()
     assert set(preds["predicted"]) <= {*CLASSES, UNPARSED} and len(preds) == 16
     assert {(r["split"], r["n"]) for r in leaderboard_rows(result)} == {("dev", 8), ("test", 8)}
-    report = build_report(tmp_path / "metrics", ["syn"], ["toy+vid"], ["audio_llm"])
+    report = build_report(tmp_path / "metrics", ["syn"], [("toy+vid", "audio_llm", "audio_llm_eval")])
     assert "audio_llm" in report["markdown"]
 
 
@@ -439,7 +398,7 @@ def test_cross_validation_trains_one_model_per_fold_and_pools(tmp_path, monkeypa
                  instruct={"lr": 1e-2, "epochs": 1, "batch_size": 16, "select_by": "loss"}, languages=["zh"])
     out = run_both(corpus, cfg, tmp_path / "cv")
     assert sorted(p.name for p in out.iterdir()) == ["fold0", "fold1", "fold2"]
-    result = run_eval(corpus, cfg, out, metrics_path=tmp_path / "m.json", predictions_dir=tmp_path / "p")
+    result = run_eval(corpus, *cfg, out, metrics_path=tmp_path / "m.json", predictions_dir=tmp_path / "p")
     entry = result["tasks"]["emotion"]
     assert [f["fold"] for f in entry["folds"]] == ["fold0", "fold1", "fold2"]
     assert entry["test"]["n"] == len(corpus.manifest)  # each utterance predicted once, out of fold
@@ -450,16 +409,20 @@ def test_bad_inputs_are_clear_errors(syn, llm_dir, tmp_path):
     from pipeline.heads.audio_llm import AudioLLMError
 
     write_store(tmp_path / "features/syn/pooled.zarr", ids=["a"], pooled=np.zeros((1, 3)), attrs={"backbone": "pooled"})
+    from pipeline.core.errors import ConfigError
+
     with pytest.raises(AudioLLMError, match="lld: true"):
-        make_plan(syn, config(llm_dir, backbone="pooled"))
-    with pytest.raises(AudioLLMError, match="audio_llm.align: unknown key"):
-        make_plan(syn, config(llm_dir, align={"epoch": 3}))
-    with pytest.raises(AudioLLMError, match="audio_llm.source"):
-        run_align(syn, config(llm_dir, source="no/such-model"), tmp_path / "x")
+        make_plan(syn, *config(llm_dir, backbone="pooled"))
+    with pytest.raises(ConfigError, match=r"heads.audio_llm.align: unknown key 'epoch' \(did you mean 'epochs'\?\)"):
+        make_plan(syn, *config(llm_dir, align={"epoch": 3}))
+    with pytest.raises(AudioLLMError, match="heads.audio_llm.llm: model 'no/such-model' is not available offline"):
+        run_align(syn, *config(llm_dir, llm={"source": "no/such-model"}), tmp_path / "x")
+    with pytest.raises(AudioLLMError, match="name the audio store"):
+        make_plan(syn, *config(llm_dir, backbone="toy+vid+x"))
 
 
 def test_frame_bank_normalisation_uses_the_given_ids_only(syn, llm_dir):
-    plan = make_plan(syn, config(llm_dir))
+    plan = make_plan(syn, *config(llm_dir))
     bank = plan.bank()
     train = plan.ids(plan.folds[0].train)
     mean, _ = bank.stats("audio", train)

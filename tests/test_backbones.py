@@ -3,26 +3,17 @@
 import numpy as np
 import pytest
 
-from pipeline.core.errors import BackboneError
+from pipeline.core.errors import BackboneError, ConfigError
 from pipeline.features.backbones.base import build_backbone
 from pipeline.core.media import decode_audio, decode_frames
+from tests import factories
 from tests.conftest import EMODB, RAVDESS_MP4, needs_emodb, needs_ravdess
 
 
 @pytest.fixture(scope="module")
 def tiny_wav2vec2(tmp_path_factory):
     """A tiny random wav2vec2 saved with save_pretrained: loaded back exactly like a real one."""
-    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
-
-    config = Wav2Vec2Config(
-        hidden_size=16, num_hidden_layers=3, num_attention_heads=2, intermediate_size=20,
-        conv_dim=(8, 8, 8), conv_stride=(5, 4, 2), conv_kernel=(10, 4, 2),
-        num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2,
-    )
-    out = tmp_path_factory.mktemp("w2v")
-    Wav2Vec2Model(config).save_pretrained(out)
-    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000).save_pretrained(out)
-    return out, config
+    return factories.tiny_wav2vec2(tmp_path_factory.mktemp("w2v"))
 
 
 def test_hf_audio_shapes_follow_the_config(tiny_wav2vec2):
@@ -48,7 +39,7 @@ def test_missing_hub_model_gives_one_clear_offline_error():
 
 
 def test_unknown_type_lists_known_ones():
-    with pytest.raises(BackboneError, match="unknown backbone type 'nope'.*opensmile"):
+    with pytest.raises(ConfigError, match="unknown backbone type 'nope'.*opensmile"):
         build_backbone("x", {"type": "nope"})
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.core.errors import BackboneError
+from pipeline.core.errors import ConfigError, BackboneError
 from pipeline.features.backbones.base import build_backbone
 from pipeline.features.backbones.emotion2vec import E2V_LABELS, zero_shot_predict
 from pipeline.core.media import decode_audio
@@ -178,10 +178,12 @@ def test_opensmile_options_are_checked():
     bb = build_backbone("os", {"type": "opensmile"})
     assert not bb.has_frames and bb.describe()["frame_rate"] is None
     assert bb.describe()["feature_set"] == "eGeMAPSv02"
-    with pytest.raises(BackboneError, match="unknown openSMILE feature_set 'nope'.*ComParE_2016"):
+    with pytest.raises(ConfigError, match="backbones.os.feature_set = 'nope': unknown openSMILE feature_set 'nope'.*ComParE_2016"):
         build_backbone("os", {"type": "opensmile", "feature_set": "nope"})
-    with pytest.raises(BackboneError, match="lld must be true or false"):
+    with pytest.raises(ConfigError, match="backbones.os.lld = 'yes': Input should be a valid boolean"):
         build_backbone("os", {"type": "opensmile", "lld": "yes"})
+    with pytest.raises(ConfigError, match=r"backbones.os: unknown key 'feature_sets' \(did you mean 'feature_set'\?\)"):
+        build_backbone("os", {"type": "opensmile", "feature_sets": "compare"})
 
 
 @needs_emodb

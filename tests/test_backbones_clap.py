@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.core.errors import BackboneError
+from pipeline.core.errors import ConfigError, BackboneError
 from pipeline.features.backbones.base import build_backbone
 from pipeline.features.backbones.clap import resample, zero_shot_scores
 from pipeline.features.backbones.laion_clap import hf_to_laion
@@ -223,7 +223,7 @@ def test_fusion_mismatch_hint_and_missing_config(clap_dir, tmp_path):
     unfused = {**CONFIG, "audio_config": {**AUDIO, "enable_fusion": False}}
     with pytest.raises(BackboneError, match="enable_fusion"):
         build_backbone("lc", {"type": "clap", "checkpoint": str(ckpt), "config": unfused, "processor": str(path)})
-    with pytest.raises(BackboneError, match="needs 'config'"):
+    with pytest.raises(ConfigError, match="backbones.lc: 'checkpoint' needs 'config'"):
         build_backbone("lc", {"type": "clap", "checkpoint": str(ckpt)})
     with pytest.raises(BackboneError, match="does not exist"):
         build_backbone("lc", {"type": "clap", "checkpoint": str(tmp_path / "nope.pt"), "config": str(path)})

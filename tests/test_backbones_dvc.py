@@ -8,6 +8,8 @@ import pytest
 
 from tests.dvc_util import make_repo, sh
 
+pytestmark = pytest.mark.dvc
+
 TINY_DEMO = {"speakers": 4, "utterances_per_class": 2, "dev_speakers": 1, "test_speakers": 1, "fps": 5, "frame_size": 64}
 
 
@@ -18,25 +20,17 @@ def checkpoints(tmp_path_factory):
         CLIPImageProcessorPil,
         CLIPVisionConfig,
         CLIPVisionModel,
-        Wav2Vec2Config,
-        Wav2Vec2FeatureExtractor,
-        Wav2Vec2Model,
     )
 
-    from tests.test_backbones_text import build_tiny
+    from tests.factories import tiny_text_model, tiny_wav2vec2
 
     torch.manual_seed(0)
     base = tmp_path_factory.mktemp("ckpt")
-    w2v = Wav2Vec2Config(
-        hidden_size=16, num_hidden_layers=3, num_attention_heads=2, intermediate_size=20, conv_dim=(8, 8, 8),
-        conv_stride=(5, 4, 2), conv_kernel=(10, 4, 2), num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2,
-    )
-    Wav2Vec2Model(w2v).save_pretrained(base / "w2v")
-    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000).save_pretrained(base / "w2v")
+    _, w2v = tiny_wav2vec2(base / "w2v")
     vision = CLIPVisionConfig(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=8)
     CLIPVisionModel(vision).save_pretrained(base / "clip")
     CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(base / "clip")
-    build_tiny("bert", base / "bert")
+    tiny_text_model("bert", base / "bert")
     return {"w2v": (base / "w2v", w2v), "clip": (base / "clip", vision), "bert": (base / "bert", None)}
 
 

@@ -134,8 +134,8 @@ def ast_dir(tmp_path_factory):
 def _assert_batched_equals_single(path, inputs, **cfg):
     batched = build_backbone("b", {"type": "hf_audio", "source": str(path), "batch_seconds": 100, **cfg})
     calls = []
-    run = batched._run
-    batched._run = lambda windows: calls.append(len(windows)) or run(windows)
+    run = batched.family.run
+    batched.family.run = lambda windows: calls.append(len(windows)) or run(windows)
     single = build_backbone("s", {"type": "hf_audio", "source": str(path), "batch_seconds": 0, **cfg})
     for a, b in zip(batched.embed(inputs), single.embed(inputs)):
         np.testing.assert_allclose(a.pooled, b.pooled, atol=2e-5, rtol=1e-4)

@@ -5,76 +5,7 @@ import numpy as np
 import pytest
 
 from pipeline.features.backbones.base import build_backbone
-
-CORPUS = [
-    "I am so happy today!", "What a joyful, wonderful day.", "The invoice is attached.",
-    "She was angry about the delay.", "We never talk about the weather.", "Please call me back tomorrow.",
-    "我今天非常高兴", "今天天气不错", "他很生气", "请明天给我回电话",
-]
-
-
-def train_tokenizer(kind: str):
-    """A tokenizers.Tokenizer of the model family's kind, trained on CORPUS (nothing downloaded)."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-
-    if kind == "wordpiece":  # BERT / MacBERT: BertNormalizer also splits CJK characters
-        tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-        tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        tok.decoder = decoders.WordPiece()
-        specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        tok.train_from_iterator(CORPUS, trainers.WordPieceTrainer(vocab_size=300, special_tokens=specials))
-        cls, sep = "[CLS]", "[SEP]"
-        tok.post_processor = processors.TemplateProcessing(
-            single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B:1 {sep}:1",
-            special_tokens=[(cls, tok.token_to_id(cls)), (sep, tok.token_to_id(sep))],
-        )
-    elif kind == "bytebpe":  # RoBERTa
-        tok = Tokenizer(models.BPE())
-        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        tok.decoder = decoders.ByteLevel()
-        specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-        tok.train_from_iterator(CORPUS, trainers.BpeTrainer(
-            vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-        tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0), trim_offsets=True)
-    else:  # XLM-R: sentencepiece-style unigram
-        tok = Tokenizer(models.Unigram())
-        tok.pre_tokenizer = pre_tokenizers.Metaspace()
-        tok.decoder = decoders.Metaspace()
-        specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-        trainer = trainers.UnigramTrainer(vocab_size=200, special_tokens=specials, unk_token="<unk>")
-        tok.train_from_iterator(CORPUS, trainer)
-        tok.post_processor = processors.TemplateProcessing(
-            single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
-    return tok
-
-
-def build_tiny(kind: str, out):
-    """Save a tiny random checkpoint + its locally trained tokenizer with save_pretrained."""
-    import torch
-    from transformers import (
-        BertConfig, BertModel, BertTokenizerFast, RobertaConfig, RobertaModel, RobertaTokenizerFast,
-        XLMRobertaConfig, XLMRobertaModel, XLMRobertaTokenizerFast,
-    )
-
-    torch.manual_seed(0)
-    common = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=37)
-    if kind in ("bert", "macbert"):
-        tok = BertTokenizerFast(tokenizer_object=train_tokenizer("wordpiece"), unk_token="[UNK]", pad_token="[PAD]",
-                                cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
-        config, model_cls = BertConfig(vocab_size=len(tok), max_position_embeddings=64, **common), BertModel
-    else:
-        tok_cls = RobertaTokenizerFast if kind == "roberta" else XLMRobertaTokenizerFast
-        tok = tok_cls(tokenizer_object=train_tokenizer("bytebpe" if kind == "roberta" else "unigram"),
-                      bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>", unk_token="<unk>",
-                      pad_token="<pad>", mask_token="<mask>")
-        pair = (RobertaConfig, RobertaModel) if kind == "roberta" else (XLMRobertaConfig, XLMRobertaModel)
-        config_cls, model_cls = pair
-        config = config_cls(vocab_size=len(tok), max_position_embeddings=66, pad_token_id=1, **common)
-    model_cls(config).save_pretrained(out)
-    tok.save_pretrained(out)
-    return config
-
+from tests.factories import TEXT_CORPUS as CORPUS, tiny_text_model as build_tiny
 
 KINDS = ["bert", "macbert", "roberta", "xlm-roberta"]
 

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline.core.errors import BackboneError
+from pipeline.core.errors import ConfigError, BackboneError
 from pipeline.features.backbones.base import build_backbone
 from pipeline.features.backbones.videomae import clip_spans, sample_indices
 from pipeline.core.media import decode_frames
@@ -114,7 +114,7 @@ def test_clip_vision_errors(tiny_clip, tiny_videomae, tmp_path):
     _, _, vision = tiny_clip
     with pytest.raises(BackboneError, match="clip: .* holds a 'videomae' checkpoint"):
         build_backbone("clip", {"type": "clip_vision", "source": str(tiny_videomae[0])})
-    with pytest.raises(BackboneError, match="clip: face_crop must be one of"):
+    with pytest.raises(ConfigError, match="backbones.clip.face_crop = 'mtcnn': Input should be 'none', 'haar' or 'dlib'"):
         build_backbone("clip", {"type": "clip_vision", "source": str(tiny_clip[0]), "face_crop": "mtcnn"})
     from transformers import CLIPVisionModel
 
@@ -185,5 +185,5 @@ def test_dlib_face_descriptors_on_real_video(ravdess_frames):
 
 
 def test_dlib_face_options_are_checked():
-    with pytest.raises(BackboneError, match="dlibface: landmarks must be 5 or 68"):
+    with pytest.raises(ConfigError, match="backbones.dlibface.landmarks = 194: Input should be 5 or 68"):
         build_backbone("dlibface", {"type": "dlib_face", "landmarks": 194})

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.corpora import get_recipe
-from pipeline.core.errors import ManifestError
+from pipeline.corpora.base import get_recipe
+from pipeline.core.errors import ConfigError, ManifestError
 from pipeline.core.manifest import validate
 from pipeline.core.errors import MediaError
 from pipeline.segment.decode import segment_corpus
@@ -70,12 +70,13 @@ def test_audiovisual_uses_the_flash_videos(tree):
 @pytest.mark.parametrize(
     "cfg,message",
     [
-        ({"protocol": "official"}, r"corpora\.cremad\.protocol is 'official'; allowed values: \['kfold', 'loso'\]"),
-        ({"modality": "video"}, r"corpora\.cremad\.modality is 'video'"),
+        ({"protocol": "official"}, r"corpora\.cremad\.protocol = 'official': Input should be 'kfold' or 'loso'"),
+        ({"modality": "video"}, r"corpora\.cremad\.modality = 'video'"),
+        ({"protocl": "loso"}, r"corpora\.cremad: unknown key 'protocl' \(did you mean 'protocol'\?\)"),
     ],
 )
 def test_bad_options_name_the_param(tree, cfg, message):
-    with pytest.raises(ManifestError, match=message):
+    with pytest.raises(ConfigError, match=message):
         prepare(tree, **cfg)
 
 

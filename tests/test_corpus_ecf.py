@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.corpora import get_recipe
-from pipeline.core.errors import ManifestError
+from pipeline.corpora.base import get_recipe
+from pipeline.core.errors import ConfigError, ManifestError
 from pipeline.core.manifest import validate
 from pipeline.core.errors import MediaError
 from pipeline.segment.decode import segment_corpus
@@ -68,7 +68,7 @@ def test_conversation_split_is_seeded_and_by_conversation(ecf_tree, in_tmp_cwd):
     assert again["split"].equals(df["split"]) and not other["split"].equals(df["split"])
     wide = prepare({"root": str(ecf_tree), "dev_fraction": 0.2, "test_fraction": 0.3}, in_tmp_cwd).manifest
     assert per_split(wide) == {"train": 5, "dev": 2, "test": 3}
-    with pytest.raises(ManifestError, match=r"corpora\.ecf\.test_fraction must be in \[0, 1\)"):
+    with pytest.raises(ConfigError, match=r"corpora\.ecf\.test_fraction = 1\.5: Input should be less than 1"):
         prepare({"root": str(ecf_tree), "test_fraction": 1.5}, in_tmp_cwd)
     with pytest.raises(ManifestError, match="10 conversations cannot fill dev"):
         prepare({"root": str(ecf_tree), "dev_fraction": 0.5, "test_fraction": 0.5}, in_tmp_cwd)
@@ -97,7 +97,7 @@ def test_split_file_json_and_csv(ecf_tree, in_tmp_cwd):
     (in_tmp_cwd / "twice.json").write_text(json.dumps({"train": [1, 2], "test": [2]}))
     with pytest.raises(ManifestError, match="conversation 2 is assigned to both train and test"):
         prepare({"root": str(ecf_tree), "split_file": "twice.json"}, in_tmp_cwd)
-    with pytest.raises(ManifestError, match=r"corpora\.ecf\.split_file must be set"):
+    with pytest.raises(ConfigError, match=r"corpora\.ecf: protocol split_file needs split_file"):
         prepare({"root": str(ecf_tree), "protocol": "split_file"}, in_tmp_cwd)
 
 
@@ -120,7 +120,7 @@ def test_leakage_guard_and_unknown_protocol(ecf_tree, in_tmp_cwd):
     leaky.loc[first_test, "split"] = "train"
     with pytest.raises(ManifestError, match="groups appear on both sides"):
         validate(dataclasses.replace(corpus, manifest=leaky), "ecf", speakers_shared=True)
-    with pytest.raises(ManifestError, match=r"corpora\.ecf\.protocol is 'loso'.*conversation_split"):
+    with pytest.raises(ConfigError, match=r"corpora\.ecf\.protocol = 'loso'"):
         prepare({"root": str(ecf_tree), "protocol": "loso"}, in_tmp_cwd)
 
 

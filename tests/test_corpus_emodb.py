@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.corpora import get_recipe
-from pipeline.core.errors import ManifestError
+from pipeline.corpora.base import get_recipe
+from pipeline.core.errors import ConfigError, ManifestError
 from pipeline.core.manifest import validate
 from pipeline.core.errors import MediaError
 from pipeline.segment.decode import segment_corpus
@@ -70,8 +70,8 @@ def test_flat_folder_of_wavs_is_accepted(in_tmp_cwd):
 
 
 def test_unknown_protocol_names_the_param(tree):
-    message = r"corpora\.emodb\.protocol is 'official'; allowed values: \['loso', 'kfold'\]"
-    with pytest.raises(ManifestError, match=message):
+    message = r"corpora\.emodb\.protocol = 'official': Input should be 'loso' or 'kfold'"
+    with pytest.raises(ConfigError, match=message):
         prepare(tree, protocol="official")
 
 

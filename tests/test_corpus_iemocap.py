@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.corpora import get_recipe
-from pipeline.core.errors import ManifestError
+from pipeline.corpora.base import get_recipe
+from pipeline.core.errors import ConfigError, ManifestError
 from pipeline.core.manifest import load, save, validate
 from pipeline.core.errors import MediaError
 from pipeline.core.segments import Segments
@@ -113,9 +113,9 @@ def test_scripted_option(iemocap_tree, in_tmp_cwd):
     impro = prepare({"root": str(iemocap_tree), "scripted": "false"}, in_tmp_cwd)
     assert len(impro.manifest) == 40 and impro.manifest["id"].str.contains("_impro").all()
     assert len(prepare({"root": str(iemocap_tree), "scripted": "both"}, in_tmp_cwd).manifest) == 60
-    with pytest.raises(ManifestError, match=r"corpora\.iemocap\.scripted is 'sometimes'"):
+    with pytest.raises(ConfigError, match=r"corpora\.iemocap\.scripted = 'sometimes'"):
         prepare({"root": str(iemocap_tree), "scripted": "sometimes"}, in_tmp_cwd)
-    with pytest.raises(ManifestError, match=r"corpora\.iemocap\.protocol is 'official'.*loso_speaker"):
+    with pytest.raises(ConfigError, match=r"corpora\.iemocap\.protocol = 'official'"):
         prepare({"root": str(iemocap_tree), "protocol": "official"}, in_tmp_cwd)
 
 

@@ -6,8 +6,8 @@ import shutil
 import pandas as pd
 import pytest
 
-from pipeline.corpora import get_recipe
-from pipeline.core.errors import ManifestError
+from pipeline.corpora.base import get_recipe
+from pipeline.core.errors import ConfigError, ManifestError
 from pipeline.core.manifest import load, save
 from pipeline.core.errors import MediaError
 from pipeline.core.segments import Segments
@@ -80,9 +80,9 @@ def test_other_test_sets_and_unlabelled_test3(tree, in_tmp_cwd):
     save(test3, in_tmp_cwd / "prepared")  # missing labels survive the parquet round trip
     back = load(in_tmp_cwd / "prepared").manifest
     assert back.loc[back["split"] == "test", "emotion"].isna().all() and back["valence"].dtype == float
-    with pytest.raises(ManifestError, match=r"corpora\.mer2023\.test_set is 'test4'"):
+    with pytest.raises(ConfigError, match=r"corpora\.mer2023\.test_set = 'test4'"):
         prepare({"root": str(tree), "test_set": "test4"}, in_tmp_cwd)
-    with pytest.raises(ManifestError, match=r"corpora\.mer2023\.protocol is 'loso'.*\['official'\]"):
+    with pytest.raises(ConfigError, match=r"corpora\.mer2023\.protocol = 'loso'"):
         prepare({"root": str(tree), "protocol": "loso"}, in_tmp_cwd)
 
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.corpora import get_recipe
-from pipeline.core.errors import ManifestError
+from pipeline.corpora.base import get_recipe
+from pipeline.core.errors import ConfigError, ManifestError
 from pipeline.core.manifest import validate
 from pipeline.core.errors import MediaError
 from pipeline.core.segments import Segments
@@ -79,13 +79,13 @@ def test_song_and_audiovisual_options(tree):
 @pytest.mark.parametrize(
     "cfg,message",
     [
-        ({"protocol": "official"}, r"corpora\.ravdess\.protocol is 'official'; allowed values: \['kfold', 'loso'\]"),
-        ({"modality": "video"}, r"corpora\.ravdess\.modality is 'video'"),
-        ({"protocol": "kfold", "folds": 1}, r"corpora\.ravdess\.folds is 1"),
+        ({"protocol": "official"}, r"corpora\.ravdess\.protocol = 'official': Input should be 'kfold' or 'loso'"),
+        ({"modality": "video"}, r"corpora\.ravdess\.modality = 'video'"),
+        ({"protocol": "kfold", "folds": 1}, r"corpora\.ravdess\.folds = 1: Input should be greater than or equal to 2"),
     ],
 )
 def test_bad_options_name_the_param(tree, cfg, message):
-    with pytest.raises(ManifestError, match=message):
+    with pytest.raises(ConfigError, match=message):
         prepare(tree, **cfg)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.corpora import get_recipe
+from pipeline.corpora.base import get_recipe
 from pipeline.corpora.synth.demo import generate_demo_corpus, plan_utterances
 from pipeline.core.errors import ManifestError
 from pipeline.core.media import decode_audio, decode_frames

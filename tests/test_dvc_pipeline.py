@@ -8,10 +8,13 @@ push to the local remote and pull into a fresh clone restores everything with a 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from tests.dvc_util import commit, make_repo, ran, set_params, sh
+
+pytestmark = pytest.mark.dvc
 
 TINY = {
     "run": {"corpora": ["demo"], "backbones": ["egemaps", "minilm", "fer"], "heads": ["logreg"]},
@@ -37,12 +40,13 @@ def test_repro_caches_reruns_and_shares(repo, tmp_path):
     assert "Data and pipelines are up to date" in sh(repo, "dvc", "repro")
 
     set_params(repo, heads={"logreg": {"C_grid": [0.5, 5.0]}})
-    assert ran(sh(repo, "dvc", "repro")) == {f"probe@demo-{b}-logreg" for b in ("egemaps", "minilm", "fer")} | {"report"}
+    # validate reruns on every params edit: it checks the whole file first, and its output never changes
+    assert ran(sh(repo, "dvc", "repro")) == {f"probe@demo-{b}-logreg" for b in ("egemaps", "minilm", "fer")} | {"validate", "report"}
 
     set_params(repo, backbones={"fer": {"pooling": "mean"}})
     rerun = ran(sh(repo, "dvc", "repro"))
     # report reruns only if the probe's outputs changed (on this tiny split they may not)
-    assert {"embed@demo-fer", "probe@demo-fer-logreg"} <= rerun <= {"embed@demo-fer", "probe@demo-fer-logreg", "report"}
+    assert {"embed@demo-fer", "probe@demo-fer-logreg"} <= rerun <= {"validate", "embed@demo-fer", "probe@demo-fer-logreg", "report"}
     commit(repo, "new head grid, fer mean pooling")
 
     shown = sh(repo, "dvc", "metrics", "show")
@@ -59,3 +63,29 @@ def test_repro_caches_reruns_and_shares(repo, tmp_path):
     assert json.loads((clone / "metrics/leaderboard.json").read_text()) == json.loads((repo / "metrics/leaderboard.json").read_text())
     status = sh(clone, "dvc", "status")
     assert "Data and pipelines are up to date" in status, status
+
+
+def computed(output: str, backbone: str) -> int:
+    """How many items ``embed demo/<backbone>`` computed in a `dvc repro` log (not served from the cache)."""
+    return int(re.search(rf"embed demo/{backbone}: \d+ distinct inputs, \d+ cached, (\d+) to compute", output).group(1))
+
+
+def test_code_in_a_stages_import_closure_is_a_dependency(repo):
+    """Editing faces.py (run only by the video backbones) reruns the embed stages and recomputes fer alone."""
+    sh(repo, "dvc", "repro")  # up to date after the test above
+    faces = repo / "pipeline/features/faces.py"
+    original = faces.read_text()
+    try:
+        faces.write_text(original + "\n# a comment only: the code is unchanged\n")
+        assert "embed@demo-fer" in sh(repo, "dvc", "status")
+        out = sh(repo, "dvc", "repro")
+        assert "embed@demo-fer" in ran(out) and computed(out, "fer") == 0  # same code: served from the cache
+        assert not any(s.startswith("probe@") for s in ran(out))  # so the store is unchanged downstream
+
+        faces.write_text(original + "\nHAAR_MIN_NEIGHBORS = 4  # restated: a code change, same behaviour\n")
+        assert "embed@demo-fer" in sh(repo, "dvc", "status")
+        out = sh(repo, "dvc", "repro")
+        assert computed(out, "fer") == 32 and computed(out, "egemaps") == 0  # fer runs faces.py; egemaps does not
+        assert "probe@demo-fer-logreg" in ran(out)  # its store's code_version changed
+    finally:
+        faces.write_text(original)

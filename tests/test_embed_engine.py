@@ -25,6 +25,7 @@ from pipeline.segment.decode import segment_corpus
 from pipeline.core.errors import StoreError
 from pipeline.core.store import FeatureStore
 from tests.data.media import write_wav
+from tests.factories import tiny_wav2vec2
 
 ROOT = Path(__file__).resolve().parents[1]
 EGEMAPS = {"type": "opensmile", "feature_set": "eGeMAPSv02"}
@@ -145,18 +146,7 @@ print("DONE", info)
 
 @pytest.fixture(scope="module")
 def tiny_w2v(tmp_path_factory):
-    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
-
-    config = Wav2Vec2Config(
-        hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
-        conv_dim=(16, 16, 16), conv_stride=(5, 4, 2), conv_kernel=(10, 4, 2),
-        num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2,
-        feat_extract_norm="layer", do_stable_layer_norm=True,
-    )
-    out = tmp_path_factory.mktemp("w2v")
-    Wav2Vec2Model(config).save_pretrained(out)
-    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, do_normalize=True, return_attention_mask=True).save_pretrained(out)
-    return out
+    return tiny_wav2vec2(tmp_path_factory.mktemp("w2v"), layer_norm=True, hidden=32, layers=4, intermediate=64, conv=16)[0]
 
 
 def _embed_subprocess(prepared: Path, seg: Path, out: Path, model: Path, cache: Path) -> subprocess.Popen:

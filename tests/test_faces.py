@@ -6,7 +6,10 @@ import sys
 import numpy as np
 import pytest
 
+from pipeline.core.errors import ConfigError
+from pipeline.core.settings import parse
 from pipeline.features.faces import (
+    FaceCropSettings,
     FaceCropper,
     FaceError,
     crop_largest,
@@ -82,10 +85,10 @@ def test_expand_box_is_clipped_to_the_frame():
 def test_unknown_method_and_options():
     with pytest.raises(FaceError, match="must be one of"):
         detect_faces(BLANK, "mtcnn")
-    with pytest.raises(FaceError, match="backbones.x: face_crop"):
-        FaceCropper.from_cfg("x", {"face_crop": "retina"})
-    assert FaceCropper.from_cfg("x", {}) is None
-    assert FaceCropper.from_cfg("x", {"face_crop": "haar", "face_margin": 0.3}).margin == 0.3
+    with pytest.raises(ConfigError, match="x.face_crop = 'retina'"):
+        FaceCropper.from_settings(parse(FaceCropSettings, {"face_crop": "retina"}, "x"))
+    assert FaceCropper.from_settings(FaceCropSettings()) is None
+    assert FaceCropper.from_settings(FaceCropSettings(face_crop="haar", face_margin=0.3)).margin == 0.3
 
 
 def test_dlib_model_files_are_located_without_importing_the_package():

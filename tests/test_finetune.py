@@ -8,7 +8,6 @@ segment writer (``segment_corpus``), with a plain wav reader standing in for ffm
 from __future__ import annotations
 
 import random
-import wave
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,114 +17,27 @@ import pytest
 
 from pipeline.heads.finetune.augment import SEED_SPECS, AugmentError, Augmenter
 from pipeline.core.io import read_json
-from pipeline.core.manifest import Corpus, Task, save
-from pipeline.core.segments import Segments
-from pipeline.segment.decode import segment_corpus
-from tests.conftest import write_wav
+from tests.factories import TONE_CLASSES, TONE_CV, TONE_SPLIT, tiny_ast, tiny_hubert, tone_corpus
 
-CLASSES = ["low", "mid", "high"]
+CLASSES, SPLIT, CV = TONE_CLASSES, TONE_SPLIT, TONE_CV
 # peft still reads the attribute transformers 5 deprecated; nothing for us to change.
-pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
-
-SPLIT = {"s1": ("train", None), "s2": ("train", None), "s3": ("dev", None), "s4": ("test", None)}
-CV = {"a": ("train", 1), "b": ("train", 2), "c": ("train", 3)}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest (and bit-reproducibly) on one thread, above all on a busy machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-# --- tiny encoders ------------------------------------------------------------------------------
-
-
-def tiny_ast(path: Path) -> Path:
-    import torch
-    from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification
-
-    torch.manual_seed(0)
-    config = ASTConfig(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
-        num_mel_bins=16, max_length=64, patch_size=16, frequency_stride=10, time_stride=10, num_labels=2,
-    )
-    ASTForAudioClassification(config).save_pretrained(path)
-    ASTFeatureExtractor(num_mel_bins=16, max_length=64).save_pretrained(path)
-    return path
-
-
-def tiny_hubert(path: Path) -> Path:
-    import torch
-    from transformers import HubertConfig, HubertForSequenceClassification, Wav2Vec2FeatureExtractor
-
-    torch.manual_seed(0)
-    config = HubertConfig(
-        hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=20, conv_dim=(8, 8),
-        conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
-        classifier_proj_size=8,
-    )
-    HubertForSequenceClassification(config).save_pretrained(path)
-    extractor = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, do_normalize=True, return_attention_mask=False)
-    extractor.save_pretrained(path)
-    return path
-
-
-# --- synthetic corpus ---------------------------------------------------------------------------
-
-
-def read_wav(path, sample_rate=16000, start=None, end=None, streams=None) -> np.ndarray:
-    """Stand-in for ffmpeg decoding of the 16 kHz mono wavs written here."""
-    with wave.open(str(path)) as w:
-        return np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32) / 32767
-
-
-def synthetic_corpus(root: Path, speakers: dict, *, n_per: int = 2, noisy_test: bool = False, name: str = "syn",
-                     regression: bool = False):
-    """Tones whose pitch is the class, a few per speaker; returns (corpus, segments).
-
-    ``noisy_test`` replaces every test utterance by white noise (same ids and labels);
-    ``regression`` makes the task ``octave`` (0, 1, 2: a regression target) instead of ``emotion``.
-    """
-    rng = np.random.default_rng(0)
-    rows = []
-    for spk, (split, fold) in speakers.items():
-        for k, cls in enumerate(CLASSES):
-            for i in range(n_per):
-                n = int(16000 * rng.uniform(0.4, 0.7))
-                audio = 0.3 * np.sin(2 * np.pi * 200 * 2**k * np.arange(n) / 16000) + 0.01 * rng.normal(size=n)
-                if noisy_test and split == "test":
-                    audio = 0.3 * np.random.default_rng(i + 10 * k).normal(size=n).clip(-1, 1)
-                path = write_wav(root / "media" / f"{spk}_{cls}_{i}.wav", audio, 16000)
-                rows.append({"id": f"{spk}_{cls}_{i}", "speaker": spk, "split": split, "audio": str(path), "video": "",
-                             "text": "", "emotion": cls, "octave": float(k), "fold": fold})
-    df = pd.DataFrame(rows)
-    if df["fold"].isna().all():
-        df = df.drop(columns="fold")
-    task = Task("octave", "regression") if regression else Task("emotion", "classification", CLASSES)
-    corpus = Corpus(name, df, [task], str(root))
-    save(corpus, root / "prepared")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("pipeline.segment.decode.decode_audio", read_wav)
-        segment_corpus(corpus, root / "segments.zarr", fps=0, workers=1)
-    return corpus, Segments(root / "segments.zarr")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning"),
+    pytest.mark.usefixtures("one_thread"),
+]
 
 
 AST_LORA = {
-    "type": "lora", "backbone": "ast", "epochs": 3, "batch_size": 4, "learning_rate": 5e-3, "logging_steps": 1,
+    "type": "lora", "epochs": 3, "batch_size": 4, "learning_rate": 5e-3, "logging_steps": 1,
     "progress": False, "augment": [{"name": "AddGaussianSNR", "p": 1.0, "min_snr_db": 20, "max_snr_db": 30}],
 }
 
 
 def finetune(tmp: Path, corpus, segments, source, cfg, head="lora"):
-    from pipeline.heads.finetune.core import run_finetune
+    from pipeline.heads.finetune.learner import run_finetune
 
     return run_finetune(
-        corpus, segments, head, cfg, source=source,
+        corpus, segments, head, cfg, backbone="ast" if "ast" in str(source) else "hubert", source=source,
         model_dir=tmp / "models", metrics_path=tmp / "experiment.json", predictions_dir=tmp / "predictions",
         live_dir=tmp / "curves",
     )
@@ -139,7 +51,7 @@ def fingerprint(audio: np.ndarray) -> bytes:
 def ast_lora(tmp_path_factory):
     """AST + LoRA on a train/dev/test corpus, recording which audio the augmenter saw."""
     tmp = tmp_path_factory.mktemp("ast_lora")
-    corpus, segments = synthetic_corpus(tmp / "corpus", SPLIT)
+    corpus, segments = tone_corpus(tmp / "corpus", SPLIT)
     source = tiny_ast(tmp / "ast")
     seen: list[bytes] = []
     original = Augmenter.__call__
@@ -211,7 +123,7 @@ def test_training_reduces_training_loss_and_logs_curves(ast_lora):
 
 
 def test_writes_the_probe_metrics_contract(ast_lora):
-    from pipeline.heads.probe import leaderboard_rows
+    from pipeline.experiment.results import leaderboard_rows
 
     tmp, result = ast_lora["tmp"] / "run", ast_lora["result"]
     written = read_json(tmp / "experiment.json")
@@ -229,7 +141,8 @@ def test_writes_the_probe_metrics_contract(ast_lora):
 
 
 def saved_logits(model_dir: Path, segments, ids, base=None):
-    from pipeline.heads.finetune.core import fit_length, load_finetuned, predict_outputs
+    from pipeline.core.audio import fit_length
+    from pipeline.heads.finetune.model import load_finetuned, predict_outputs
 
     model, extractor, meta = load_finetuned(model_dir, base)
     audios = [fit_length(segments.audio(u), int(meta["max_seconds"] * 16000), int(meta["min_seconds"] * 16000)) for u in ids]
@@ -244,7 +157,7 @@ def softmax(z):
 def test_lora_adapter_reloads_to_identical_logits_and_merges(ast_lora):
     import torch
 
-    from pipeline.heads.finetune.core import extract
+    from pipeline.heads.finetune.data import extract
 
     tmp, seg = ast_lora["tmp"] / "run", ast_lora["segments"]
     preds = pd.read_csv(tmp / "predictions" / "emotion.csv")
@@ -264,7 +177,7 @@ def test_lora_adapter_reloads_to_identical_logits_and_merges(ast_lora):
 def test_ast_normalisation_comes_from_the_training_split(ast_lora):
     from transformers import AutoFeatureExtractor
 
-    from pipeline.heads.finetune.core import fit_ast_normalisation
+    from pipeline.heads.finetune.data import fit_ast_normalisation
 
     seg, corpus = ast_lora["segments"], ast_lora["corpus"]
     saved = read_json(ast_lora["tmp"] / "run" / "models" / "emotion" / "preprocessor_config.json")
@@ -277,7 +190,7 @@ def test_ast_normalisation_comes_from_the_training_split(ast_lora):
 
 def test_test_split_never_influences_training(ast_lora, tmp_path):
     """Scrambled test labels and test audio replaced by noise: same epoch chosen, same model, same dev."""
-    corpus, segments = synthetic_corpus(tmp_path / "corpus", SPLIT, noisy_test=True)
+    corpus, segments = tone_corpus(tmp_path / "corpus", SPLIT, noisy_test=True)
     df = corpus.manifest
     test = df["split"] == "test"
     df.loc[test, "emotion"] = np.random.default_rng(5).permutation(df.loc[test, "emotion"].to_numpy())
@@ -305,7 +218,7 @@ def test_best_epoch_is_the_best_on_dev(ast_lora):
 def test_best_epoch_weights_are_restored_exactly():
     import torch
 
-    from pipeline.heads.finetune.core import _keep_best, snapshot
+    from pipeline.heads.finetune.trainer import _keep_best, snapshot
 
     model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.LayerNorm(2))
     model[1].weight.requires_grad_(False)
@@ -324,9 +237,9 @@ def test_best_epoch_weights_are_restored_exactly():
 
 
 def test_hubert_lora_all_folds_pools_out_of_fold_predictions(tmp_path):
-    corpus, segments = synthetic_corpus(tmp_path / "corpus", CV)
+    corpus, segments = tone_corpus(tmp_path / "corpus", CV)
     source = tiny_hubert(tmp_path / "hubert")
-    cfg = {"type": "lora", "backbone": "hubert", "epochs": 1, "batch_size": 6, "folds": "all", "progress": False}
+    cfg = {"type": "lora", "epochs": 1, "batch_size": 6, "folds": "all", "progress": False}
     result = finetune(tmp_path / "run", corpus, segments, source, cfg)
     entry = result["tasks"]["emotion"]
     assert [f["fold"] for f in entry["folds"]] == ["fold1", "fold2", "fold3"] and "fold_summary" in entry
@@ -343,11 +256,11 @@ def test_hubert_lora_all_folds_pools_out_of_fold_predictions(tmp_path):
 
 
 def test_regression_task_trains_on_standardised_targets_and_reports_ccc(tmp_path):
-    from pipeline.heads.finetune.core import load_finetuned, outputs_to_predictions, predict_outputs
+    from pipeline.heads.finetune.model import load_finetuned, outputs_to_predictions, predict_outputs
 
-    corpus, segments = synthetic_corpus(tmp_path / "corpus", SPLIT, regression=True)
+    corpus, segments = tone_corpus(tmp_path / "corpus", SPLIT, regression=True)
     source = tiny_ast(tmp_path / "ast")
-    cfg = {"type": "full", "backbone": "ast", "epochs": 2, "batch_size": 6, "progress": False}
+    cfg = {"type": "full", "epochs": 2, "batch_size": 6, "progress": False}
     entry = finetune(tmp_path / "run", corpus, segments, source, cfg, head="ast_full")["tasks"]["octave"]
     assert entry["type"] == "regression" and entry["test"]["uar"] is None and np.isfinite(entry["test"]["ccc"])
     selection = entry["folds"][0]["selection"]
@@ -363,17 +276,19 @@ def test_regression_task_trains_on_standardised_targets_and_reports_ccc(tmp_path
 
 
 def test_bad_params_are_one_line_errors(tmp_path):
-    from pipeline.heads.finetune.core import FinetuneError, Settings
+    from pipeline.core.errors import ConfigError
+    from pipeline.heads.base import head_settings
 
-    with pytest.raises(FinetuneError, match="type must be one of"):
-        Settings.from_params("x", {"type": "adapter", "backbone": "ast"})
-    with pytest.raises(FinetuneError, match="'backbone'"):
-        Settings.from_params("lora", {})
-    with pytest.raises(FinetuneError, match="unknown option"):
-        Settings.from_params("lora", {"backbone": "ast", "epoch": 3})
-    with pytest.raises(FinetuneError, match="folds"):
-        Settings.from_params("full", {"backbone": "ast", "folds": 2})
-    with pytest.raises(FinetuneError, match=r"heads.lora.augment\[1\]: unknown"):
-        Settings.from_params("lora", {"backbone": "ast", "augment": [{"name": "Gain"}, {"name": "Reverb"}]})
-    s = Settings.from_params("full", {"backbone": "ast", "learning_rate": "3e-5", "epochs": 2})
-    assert s.learning_rate == 3e-5 and s.epochs == 2.0 and s.folds == "first"
+    with pytest.raises(ConfigError, match="unknown head type 'adapter'"):
+        head_settings("x", {"type": "adapter"})
+    with pytest.raises(ConfigError, match=r"heads.lora: unknown key 'epoch' \(did you mean 'epochs'\?\)"):
+        head_settings("lora", {"epoch": 3})
+    with pytest.raises(ConfigError, match="unknown key 'backbone'"):  # the run item names the encoder
+        head_settings("lora", {"backbone": "ast"})
+    with pytest.raises(ConfigError, match="heads.full.folds = 2: Input should be 'first' or 'all'"):
+        head_settings("full", {"folds": 2})
+    with pytest.raises(ConfigError, match=r"heads.lora.augment = .*augment\[1\]: unknown audiomentations transform 'Reverb'"):
+        head_settings("lora", {"augment": [{"name": "Gain"}, {"name": "Reverb"}]})
+    s = head_settings("full", {"learning_rate": "3e-5", "epochs": 2})
+    assert s.learning_rate == 3e-5 and s.epochs == 2.0 and s.folds == "first" and s.mode == "full"
+    assert head_settings("lora", {}).learning_rate == 5e-4  # the mode's default

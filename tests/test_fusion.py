@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.core import manifest
 from pipeline.core.errors import ConfigError
-from pipeline.heads.fuse import run_fusion
+from pipeline.heads.probe import run_fusion
 from pipeline.heads.fusion import apply_temperature, fit_temperature
 from pipeline.core.io import read_json
 from pipeline.core.manifest import Corpus, Task
@@ -60,7 +60,7 @@ def member_data(tmp_path):
 ], ids=["concat-logreg", "concat-mlp", "late", "attention"])
 def test_fusion_beats_every_member(tmp_path, member_data, cfg):
     corpus, _, stores = member_data
-    res = fuse_run(tmp_path, corpus, stores, "fusion", {**cfg, "members": ["a", "b"]})
+    res = fuse_run(tmp_path, corpus, stores, "fusion", cfg)
     assert res["backbone"] == "a+b" and res["dropped"]["n"] == 0
     assert res["tasks"]["emotion"]["test"]["uar"] > 0.8  # each member alone is capped near 0.5
     preds = pd.read_csv(tmp_path / "p" / "fusion" / "emotion.csv")
@@ -83,7 +83,7 @@ def test_items_missing_from_a_member_are_dropped_and_counted(tmp_path):
     corpus, feats = two_member_corpus(tmp_path)
     missing = {"train_a_0", "test_b_3", "test_c_7"}
     stores = stores_for(tmp_path, corpus, feats, missing)
-    cfg = {"type": "late", "members": ["a", "b"], "probe": {"C_grid": [1.0]}}
+    cfg = {"type": "late", "probe": {"C_grid": [1.0]}}
     res = fuse_run(tmp_path, corpus, stores, "late", cfg)
     assert res["dropped"]["n"] == 3 and res["dropped"]["per_member"] == {"a": 0, "b": 3}
     assert set(res["dropped"]["examples"]) == missing
@@ -96,13 +96,13 @@ def test_member_not_applicable_skips_the_fusion(tmp_path, member_data):
     reason = "corpus syn has no transcripts (text backbone)"
     write_not_applicable(tmp_path / "t.zarr", reason=reason, attrs={"backbone": "t"})
     stores = {"a": stores["a"], "t": FeatureStore(tmp_path / "t.zarr")}
-    res = fuse_run(tmp_path, corpus, stores, "concat", {"type": "concat", "members": ["a", "t"]})
+    res = fuse_run(tmp_path, corpus, stores, "concat", {"type": "concat"})
     assert "no transcripts" in res["skipped"] and "tasks" not in res
 
 
 def test_late_fusion_calibration_uses_dev_only(tmp_path, member_data):
     corpus, _, stores = member_data
-    cfg = {"type": "late", "members": ["a", "b"], "probe": {"C_grid": [0.1, 1.0]}}
+    cfg = {"type": "late", "probe": {"C_grid": [0.1, 1.0]}}
     first = fuse_run(tmp_path / "1", corpus, stores, "late", cfg)
     df = corpus.manifest
     test = df["split"] == "test"
@@ -133,21 +133,26 @@ def test_fuse_stage_writes_where_the_report_reads(tmp_path, monkeypatch):
     ids = corpus.manifest["id"].tolist()
     for name, X in feats.items():
         write_store(tmp_path / "features" / "syn" / f"{name}.zarr", ids=ids, pooled=X, attrs={"backbone": name})
-    params = {"heads": {"fusion_concat": {"type": "concat", "members": ["a", "b"], "probe": {"C_grid": [1.0]}}}}
+    params = {"heads": {"fusion_concat": {"type": "concat", "probe": {"C_grid": [1.0]}}}}
     fuse.main(argparse.Namespace(corpus="syn", head="fusion_concat", backbone="a+b"), params)
     assert (tmp_path / "metrics" / "experiments" / "syn" / "a+b" / "fusion_concat.json").exists()
     assert (tmp_path / "metrics" / "predictions" / "syn" / "a+b" / "fusion_concat" / "emotion.csv").exists()
     assert (tmp_path / "models" / "syn" / "a+b" / "fusion_concat" / "emotion.joblib").exists()
-    out = build_report(tmp_path / "metrics", ["syn"], [], [], extra=[("a+b", "fusion_concat")])
+    out = build_report(tmp_path / "metrics", ["syn"], [("a+b", "fusion_concat", "fuse")])
     assert {(r["backbone"], r["head"]) for r in out["rows"]} == {("a+b", "fusion_concat")}
-    with pytest.raises(ConfigError, match="does not match"):
-        fuse.main(argparse.Namespace(corpus="syn", head="fusion_concat", backbone="b+a"), params)
+    # the members are named once, by the run item: another order is another (valid) experiment
+    fuse.main(argparse.Namespace(corpus="syn", head="fusion_concat", backbone="b+a"), params)
+    result = read_json(tmp_path / "metrics" / "experiments" / "syn" / "b+a" / "fusion_concat.json")
+    assert result["members"] == ["b", "a"]
 
 
 def test_fusion_params_are_validated(tmp_path, member_data):
     corpus, _, stores = member_data
-    with pytest.raises(ConfigError, match="members"):
-        params = {"heads": {"f": {"type": "concat", "members": ["a"]}}}
-        fuse.main(argparse.Namespace(corpus="syn", head="f", backbone="a"), params)
-    with pytest.raises(ConfigError, match="not available in fusion"):
-        fuse_run(tmp_path, corpus, stores, "c", {"type": "concat", "members": ["a", "b"], "layer": "best"})
+    with pytest.raises(ConfigError, match="joined by"):
+        fuse.main(argparse.Namespace(corpus="syn", head="f", backbone="a"), {"heads": {"f": {"type": "concat"}}})
+    with pytest.raises(ConfigError, match="heads.c.layer = 'best'"):
+        fuse_run(tmp_path, corpus, stores, "c", {"type": "concat", "layer": "best"})
+    with pytest.raises(ConfigError, match="unknown key 'members'"):  # members come from the run item now
+        fuse_run(tmp_path, corpus, stores, "c", {"type": "concat", "members": ["a", "b"]})
+    with pytest.raises(ConfigError, match="not a probe head"):
+        fuse_run(tmp_path, corpus, stores, "c", {"type": "concat", "probe": {"type": "late"}})

@@ -10,18 +10,16 @@ import pytest
 
 from tests.dvc_util import make_repo, sh
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.dvc]
 
 TINY_DEMO = {"speakers": 4, "utterances_per_class": 2, "dev_speakers": 1, "test_speakers": 1, "fps": 5, "frame_size": 64}
 
 
 def test_every_head_family_through_dvc_repro(tmp_path):
-    from tests.test_audio_llm import build_tiny_llm
-    from tests.test_finetune import tiny_ast
+    from tests.factories import tiny_ast, tiny_llm
 
     ast_dir = tiny_ast(tmp_path / "ast")
-    llm_dir = tmp_path / "llm"
-    build_tiny_llm(llm_dir)
+    llm_dir = tiny_llm(tmp_path / "llm")
     params = {
         "run": {
             "corpora": ["demo"],
@@ -29,20 +27,19 @@ def test_every_head_family_through_dvc_repro(tmp_path):
             "heads": ["logreg", "mlp"],
             "fusions": [{"head": "fusion_concat", "backbone": "egemaps+fer"}],
             "finetune": [{"head": "lora", "backbone": "ast"}],
-            "audio_llm": ["audio_llm"],
+            "audio_llm": [{"head": "audio_llm", "backbone": "egemaps"}],
         },
         "corpora": {"demo": TINY_DEMO},
         "segment": {"fps": 1, "frame_size": 64},
         "backbones": {"egemaps": {"lld": True}, "ast": {"type": "hf_audio", "source": str(ast_dir)}},
         "heads": {
             "mlp": {"epochs": 5, "seeds": [0]},
-            "fusion_concat": {"members": ["egemaps", "fer"]},
             "lora": {"epochs": 1, "augment": []},
-        },
-        "audio_llm": {
-            "source": str(llm_dir), "backbone": "egemaps", "languages": ["en"],
-            "projector": {"hidden": 16, "downsample": 5, "max_tokens": 8},
-            "align": {"epochs": 1}, "instruct": {"epochs": 1},
+            "audio_llm": {
+                "llm": {"source": str(llm_dir)}, "languages": ["en"],
+                "projector": {"hidden": 16, "downsample": 5, "max_tokens": 8},
+                "align": {"epochs": 1}, "instruct": {"epochs": 1},
+            },
         },
     }
     repo = make_repo(tmp_path / "repo", tmp_path / "remote", **params)

@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.heads.base import build_head
 from pipeline.core.manifest import Task
-from tests.test_probe import CLASSES, run_head, synthetic
+from tests.factories import FEATURE_CLASSES as CLASSES, feature_corpus as synthetic, run_head
 
 FAST = {"epochs": 30, "patience": 5, "batch_size": 32, "lr": 5e-3}
 
@@ -78,7 +78,7 @@ def test_class_weighting_helps_the_minority_class():
 def test_regression_counterpart_uses_mse(data):
     (Xtr, _), (Xdv, _) = data
     head = build_head("mlp", FAST, "regression")
-    assert head.kind == "mlp_reg"
+    assert head.kind == "mlp" and head.task_type == "regression"
     head.fit(Xtr, Xtr[:, 0] * 3 + 1, Xdv, Xdv[:, 0] * 3 + 1)
     assert head.selection["dev_ccc"] > 0.9 and head.predict(Xdv).dtype == float
 
@@ -121,5 +121,5 @@ def test_speaker_level_regression_task_through_the_probe(tmp_path):
     corpus.tasks = [Task("score", "regression", unit="speaker")]
     res = run_head(tmp_path, corpus, store, "linear", {**FAST, "seeds": [0, 1]})
     entry = res["tasks"]["score"]
-    assert entry["folds"][0]["head"] == "linear_reg" and entry["test"]["n"] == 10 and entry["test"]["ccc"] > 0.3
+    assert entry["type"] == "regression" and entry["folds"][0]["head"] == "linear" and entry["test"]["n"] == 10 and entry["test"]["ccc"] > 0.3
     assert set(entry["seed_summary"]["test"]["ccc"]) == {"mean", "std", "values"}

@@ -12,9 +12,9 @@ from sklearn.preprocessing import StandardScaler
 
 from pipeline.core.errors import ConfigError
 from pipeline.heads.batched_logreg import balanced_weights, fit_grid, layer_sweep, predict_grid, standardise_layers
-from pipeline.heads.probe import leaderboard_rows
+from pipeline.experiment.results import leaderboard_rows
 from pipeline.report.layers import plot_layer_scores
-from tests.test_probe import run_head, synthetic
+from tests.factories import feature_corpus as synthetic, run_head
 
 C_GRID = [0.01, 0.1, 1.0, 10.0]
 

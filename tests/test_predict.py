@@ -19,9 +19,12 @@ import yaml
 from pipeline.tools import predict
 from pipeline.core.media import ffmpeg_exe
 from tests.conftest import write_wav
-from tests.test_finetune import CLASSES, CV, one_thread, synthetic_corpus, tiny_ast, tiny_hubert  # noqa: F401
+from tests.factories import TONE_CLASSES as CLASSES, TONE_CV as CV, tiny_ast, tiny_hubert, tone_corpus
 
-pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning"),
+    pytest.mark.usefixtures("one_thread"),
+]
 
 PARAMS = {
     "segment": {"sample_rate": 16000, "fps": 1, "frame_size": 32},
@@ -30,7 +33,7 @@ PARAMS = {
         "hubert": {"type": "hf_audio", "source": "models/pretrained/hubert", "device": "cpu"},
     },
     "heads": {
-        "ast_full": {"type": "full", "backbone": "ast", "epochs": 1, "batch_size": 6, "progress": False},
+        "ast_full": {"type": "full", "epochs": 1, "batch_size": 6, "progress": False},
         "logreg": {"C_grid": [0.1, 1.0]},
         "logreg_spknorm": {"type": "logreg", "C_grid": [1.0], "speaker_norm": True},
     },
@@ -47,7 +50,7 @@ def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("workspace")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
-        synthetic_corpus(root / "data" / "cv", CV, name="cv")
+        tone_corpus(root / "data" / "cv", CV, name="cv")
         tiny_ast(root / "models" / "pretrained" / "ast")
         tiny_hubert(root / "models" / "pretrained" / "hubert")
         (root / "params.yaml").write_text(yaml.safe_dump(PARAMS))
@@ -70,11 +73,11 @@ def run_cli(capsys, *argv):
 
 
 def test_finetune_stage_then_predict_on_audio_and_video(workspace, capsys):
-    from pipeline.heads.finetune.core import FinetuneError
+    from pipeline.core.errors import ConfigError
     from stages import finetune
 
-    with pytest.raises(FinetuneError, match="asked for 'hubert'"):
-        finetune.main(ns(corpus="cv", backbone="hubert", head="ast_full"), PARAMS)
+    with pytest.raises(ConfigError, match="heads.logreg has type 'logreg', a probe head: it belongs in run.heads"):
+        finetune.main(ns(corpus="cv", backbone="ast", head="logreg"), PARAMS)
     finetune.main(ns(corpus="cv", backbone="ast", head="ast_full"), PARAMS)
     assert "cv/emotion/ast/ast_full test: UAR" in capsys.readouterr().out
     head_dir = workspace["root"] / "models" / "cv" / "ast" / "ast_full"

@@ -2,41 +2,17 @@ import numpy as np
 import pandas as pd
 
 from pipeline.heads.base import build_head
-from pipeline.core.manifest import Corpus, Task
-from pipeline.heads.probe import leaderboard_rows, run_probe
+from pipeline.core.manifest import Task
+from pipeline.experiment.results import leaderboard_rows
 from pipeline.core.store import FeatureStore, write_store
+from tests.factories import FEATURE_CLASSES, feature_corpus, run_head
 
-CLASSES = ["a", "b", "c"]
-
-
-def synthetic(tmp_path, seed=0, n_per=30, layers=None):
-    rng = np.random.default_rng(seed)
-    ids, labels, splits, speakers, feats = [], [], [], [], []
-    for split, spk in (("train", "s1"), ("dev", "s2"), ("test", "s3")):
-        for k, c in enumerate(CLASSES):
-            for i in range(n_per):
-                ids.append(f"{split}_{c}_{i}")
-                labels.append(c)
-                splits.append(split)
-                speakers.append(spk)
-                feats.append(rng.normal(0, 1, 6) + 2.5 * np.eye(6)[k])
-    X = np.asarray(feats, np.float32)
-    if layers:
-        X = np.stack([X * (l / layers) + rng.normal(0, 1, X.shape) * (1 - l / layers) for l in range(layers + 1)], 1)
-    df = pd.DataFrame({"id": ids, "speaker": speakers, "split": splits, "audio": "", "video": "", "text": "", "emotion": labels})
-    corpus = Corpus("syn", df, [Task("emotion", "classification", CLASSES)], str(tmp_path))
-    write_store(tmp_path / "f.zarr", ids=ids, pooled=X, attrs={"backbone": "toy"})
-    return corpus, FeatureStore(tmp_path / "f.zarr")
+CLASSES = FEATURE_CLASSES
+synthetic = feature_corpus
 
 
 def run(tmp_path, corpus, store, cfg=None):
     return run_head(tmp_path, corpus, store, "logreg", cfg or {"C_grid": [0.001, 0.1, 10.0]})
-
-
-def run_head(tmp_path, corpus, store, head, cfg):
-    """Probe with head ``head`` (params ``cfg``), outputs under ``tmp_path`` (m/, metrics.json, p/)."""
-    out = {"model_dir": tmp_path / "m", "metrics_path": tmp_path / "metrics.json", "predictions_dir": tmp_path / "p"}
-    return run_probe(corpus, store, head, cfg, **out)
 
 
 def test_probe_learns_and_writes_the_metrics_contract(tmp_path):

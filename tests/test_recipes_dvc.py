@@ -9,6 +9,8 @@ import pytest
 
 from tests.dvc_util import make_repo, sh
 
+pytestmark = pytest.mark.dvc
+
 RECIPES = ["eatd", "meld", "ecf", "mer2023", "iemocap", "ravdess", "cremad", "emodb", "esc50", "chsims", "manifest"]
 EXTRA_CFG = {
     "manifest": {"file": "labels.csv", "tasks": {"emotion": {"type": "classification"}, "valence": {"type": "regression"}}},

@@ -20,6 +20,8 @@ boto3 = pytest.importorskip("boto3", reason="boto3 is not importable", exc_type=
 
 from tests.dvc_util import commit, make_repo, ran, sh  # noqa: E402
 
+pytestmark = pytest.mark.dvc
+
 # Smaller than test_dvc_pipeline's TINY (3 speakers × 4 emotions × 1, one backbone): the plumbing is the point.
 TINY = {
     "run": {"corpora": ["demo"], "backbones": ["egemaps"], "heads": ["logreg"]},

@@ -44,9 +44,7 @@ def run_rest(params, monkeypatch, backbones):
         embed.main(ns(corpus="demo", backbone=b), params)
         probe.main(ns(corpus="demo", backbone=b, head="logreg"), params)
     params["run"]["backbones"] = backbones
-    monkeypatch.setattr("sys.argv", ["report"])
-    monkeypatch.setattr(report, "load_params", lambda _: params)
-    report.main()
+    report.main(ns(), params)
 
 
 def test_truncated_media_errors_or_is_skipped_and_reported(prepared, monkeypatch):

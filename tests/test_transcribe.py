@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.core.errors import ConfigError
 from pipeline.core.manifest import Corpus, Task
 from pipeline.core.segments import Segments
 from pipeline.segment.decode import segment_corpus
@@ -74,8 +75,10 @@ def test_whisper_returns_strings_and_windows_long_audio(tiny_whisper):
 
 
 def test_whisper_offline_errors():
-    with pytest.raises(TranscribeError, match="backend must be one of"):
+    with pytest.raises(ConfigError, match="transcripts.backend = 'kaldi': Input should be 'none', 'whisper' or 'funasr'"):
         transcribe([np.zeros(16000, np.float32)], {"backend": "kaldi"})
+    with pytest.raises(TranscribeError, match="backend must be one of"):
+        transcribe([np.zeros(16000, np.float32)], {"backend": "none"})
     with pytest.raises(Exception, match="not available offline"):
         transcribe([np.zeros(16000, np.float32)], {"backend": "whisper", "source": "openai/not-cached-whisper"})
 

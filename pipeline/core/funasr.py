@@ -30,7 +30,9 @@ def local_funasr_dir(name: str, source: str, *, what: str = "funasr model", erro
         raise error(f"{name}: 'source' is required (a local {what} directory)")
     key = name.rsplit(".", 1)[-1]
     try:
-        path = resolve_source(key, source)
+        path = Path(source).expanduser()
+        if not path.is_dir():  # an existing directory is checked for its files below
+            path = resolve_source(key, source)
     except BackboneError as err:
         if source.startswith("package:"):
             raise

@@ -69,27 +69,33 @@ class Registry:
 
         return deco
 
-    def _discover(self) -> None:
-        if self._discovered:
-            return
-        root = importlib.import_module(self.package)
-        for mod in pkgutil.walk_packages(root.__path__, prefix=f"{self.package}."):
+    @staticmethod
+    def _import_tree(name: str) -> None:
+        """Import module ``name`` and, for a package, every public module below it."""
+        module = importlib.import_module(name)
+        for mod in pkgutil.walk_packages(getattr(module, "__path__", []), prefix=f"{name}."):
             if not any(part.startswith("_") for part in mod.name.split(".")):
                 importlib.import_module(mod.name)
-        self._discovered = True
 
-    def get(self, name: str) -> Entry:
-        """The entry called ``name``; an unknown name is a ConfigError listing the known ones."""
+    def _discover(self) -> None:
+        if not self._discovered:
+            self._import_tree(self.package)
+            self._discovered = True
+
+    def get(self, name: str, where: str | None = None) -> Entry:
+        """The entry called ``name``; an unknown name is a ConfigError listing the known ones (and
+        naming ``where``, the params key that asked for it)."""
         if name not in self._entries and isinstance(name, str) and name.isidentifier():
             if importlib.util.find_spec(f"{self.package}.{name}") is not None:
-                importlib.import_module(f"{self.package}.{name}")
+                self._import_tree(f"{self.package}.{name}")
         if name not in self._entries:
             self._discover()
         if name not in self._entries:
             known = self.names()
             close = difflib.get_close_matches(str(name), known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"unknown {self.kind} {name!r}{hint}; known: {', '.join(known)}")
+            at = f"{PARAMS_FILE}: {where} = {name!r}: " if where else ""
+            raise ConfigError(f"{at}unknown {self.kind} {name!r}{hint}; known: {', '.join(known)}")
         return self._entries[name]
 
     def names(self) -> list[str]:

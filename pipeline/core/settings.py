@@ -62,12 +62,36 @@ def parse(schema: type[S], data: Any, where: str, source: str = PARAMS_FILE) -> 
         raise ConfigError(describe_error(schema, err, where, source)) from None
 
 
+_SCALAR_TAGS = {"int", "float", "str", "bool", "none", "bytes", "is-instance"}
+
+
+def _model_names(cls: type = BaseModel) -> set[str]:
+    names = set()
+    for sub in cls.__subclasses__():
+        names |= {sub.__name__} | _model_names(sub)
+    return names
+
+
+def _key_path(loc: tuple, models: set[str]) -> list[str]:
+    """``loc`` without pydantic's union-branch tags (``literal['last']``, ``int``, model names)."""
+    return [str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p in _SCALAR_TAGS or p in models))]
+
+
 def describe_error(schema: type[BaseModel], err: ValidationError, where: str, source: str = PARAMS_FILE) -> str:
-    """The first problem of a validation error as one line (the number of further problems appended)."""
+    """The first problem of a validation error as one line (the number of further problems appended).
+
+    A value that fits no branch of a union (``layer: last | best | <int>``) gives one error per
+    branch; those are merged into one line listing what each branch allows.
+    """
+    models = _model_names()
     problems = err.errors(include_url=False)
-    first = problems[0]
-    loc = [str(p) for p in first["loc"]]
-    more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
+    by_key: dict[tuple[str, ...], list[dict]] = {}
+    for p in problems:
+        by_key.setdefault(tuple(_key_path(p["loc"], models)), []).append(p)
+    loc, group = next(iter(by_key.items()))
+    loc = list(loc)
+    first = group[0]
+    more = f" (and {len(by_key) - 1} more problem{'s' if len(by_key) > 2 else ''})" if len(by_key) > 1 else ""
     if first["type"] == "extra_forbidden":
         key = loc[-1]
         section = ".".join([where, *loc[:-1]])
@@ -77,21 +101,28 @@ def describe_error(schema: type[BaseModel], err: ValidationError, where: str, so
         return f"{source}: {section}: unknown key '{key}'{hint}; valid keys: {', '.join(valid)}{more}"
     key = ".".join([where, *loc]) if loc else where
     value = first.get("input")
-    msg = first["msg"]
+    msgs = [p["msg"].removeprefix("Value error, ") for p in group]
+    msg = " or ".join(dict.fromkeys(m.removeprefix("Input should be ") if i else m for i, m in enumerate(msgs)))
     if first["type"] == "missing":
         return f"{source}: {key} is required ({msg.lower()}){more}"
+    if not loc:  # a check across several keys
+        return f"{source}: {key}: {msg}{more}"
     return f"{source}: {key} = {value!r}: {msg}{more}"
 
 
 def fields_at(schema: type[BaseModel], loc: list[str]) -> list[str]:
     """Field names of the (nested) model at ``loc`` inside ``schema`` (best effort; [] if unknown)."""
     model: Any = schema
+    skip_key = False
     for part in loc:
-        if part.isdigit():  # a list index: stay on the element model
+        if part.isdigit() or skip_key:  # a list index or a dict key: stay on the element model
+            skip_key = False
             continue
         if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
             return []
-        model = _model_of(model.model_fields[part].annotation)
+        annotation = model.model_fields[part].annotation
+        skip_key = typing.get_origin(annotation) is dict
+        model = _model_of(annotation)
     if isinstance(model, type) and issubclass(model, BaseModel):
         return list(model.model_fields)
     return []

@@ -47,7 +47,7 @@ def recipe_name(name: str, cfg: Any) -> str:
 
 def corpus_settings(name: str, cfg: Any) -> CorpusSettings:
     """Validate ``corpora.<name>`` with its recipe's schema."""
-    entry = CORPORA.get(recipe_name(name, cfg))
+    entry = CORPORA.get(recipe_name(name, cfg), where=f"corpora.{name}.recipe")
     if isinstance(cfg, entry.settings):
         return cfg
     return CORPORA.settings(entry.name, cfg, f"corpora.{name}")

@@ -73,7 +73,10 @@ class CremadSettings(FoldSettings):
     modality: Literal["audio", "audiovisual"] = "audio"
 
 
-@register_corpus("cremad", settings=CremadSettings, tasks="emotion (6)", protocol="`kfold` 5 actor-independent folds (`loso`)", unit="actor")
+@register_corpus(
+    "cremad", settings=CremadSettings, tasks="emotion (6)", protocol="`kfold` 5 actor-independent folds (`loso`)",
+    unit="actor",
+)
 def prepare_cremad(s: CremadSettings, out_dir: Path) -> Corpus:
     """Discover the CREMA-D clips and build an actor-independent cross-validation manifest."""
     root = corpus_root(s.root, "cremad")

@@ -39,7 +39,9 @@ class DemoSettings(CorpusSettings):
     workers: int = Field(2, ge=1)  # synthesis processes
 
 
-@register_corpus("demo", settings=DemoSettings, tasks="emotion (4)", protocol="speaker split, synthetic", unit="speaker")
+@register_corpus(
+    "demo", settings=DemoSettings, tasks="emotion (4)", protocol="speaker split, synthetic", unit="speaker",
+)
 def prepare_demo(s: DemoSettings, out_dir: Path) -> Corpus:
     """Generate (when ``root`` is null) or read the demo tree and build its manifest."""
     seed = s.seed

@@ -64,7 +64,9 @@ class EmodbSettings(FoldSettings):
     protocol: Literal["loso", "kfold"] = "loso"
 
 
-@register_corpus("emodb", settings=EmodbSettings, tasks="emotion (7)", protocol="`loso`, 10 folds (`kfold`)", unit="speaker")
+@register_corpus(
+    "emodb", settings=EmodbSettings, tasks="emotion (7)", protocol="`loso`, 10 folds (`kfold`)", unit="speaker",
+)
 def prepare_emodb(s: EmodbSettings, out_dir: Path) -> Corpus:
     """Discover the EmoDB wavs and build a speaker-independent cross-validation manifest."""
     root = corpus_root(s.root, "emodb")

@@ -94,7 +94,10 @@ class Esc50Settings(CorpusSettings):
     protocol: Literal["official"] = "official"
 
 
-@register_corpus("esc50", settings=Esc50Settings, tasks="category (50), esc10", protocol="official 5 folds", unit="source recording")
+@register_corpus(
+    "esc50", settings=Esc50Settings, tasks="category (50), esc10", protocol="official 5 folds",
+    unit="source recording",
+)
 def prepare_esc50(s: Esc50Settings, out_dir: Path) -> Corpus:
     """Read ``meta/esc50.csv`` into a 5-fold manifest with ``category`` and ``esc10`` tasks."""
     root = corpus_root(s.root, "esc50")

@@ -182,7 +182,10 @@ class MeldSettings(CorpusSettings):
     prefer_final_videos_test: bool = False  # test clips: prefer the final_videos_test* names where both exist
 
 
-@register_corpus("meld", settings=MeldSettings, tasks="emotion (7), sentiment (3)", protocol="official train/dev/test", unit="dialogue (speakers recur)")
+@register_corpus(
+    "meld", settings=MeldSettings, tasks="emotion (7), sentiment (3)", protocol="official train/dev/test",
+    unit="dialogue (speakers recur)",
+)
 def prepare_meld(s: MeldSettings, out_dir: Path) -> Corpus:
     """Read the three MELD CSVs into one manifest with the official train/dev/test split."""
     protocol = s.protocol

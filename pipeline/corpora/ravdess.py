@@ -82,7 +82,10 @@ class RavdessSettings(FoldSettings):
     song: bool = False  # true: also the sung clips
 
 
-@register_corpus("ravdess", settings=RavdessSettings, tasks="emotion (8)", protocol="`kfold` 5 actor-independent folds (`loso`)", unit="actor")
+@register_corpus(
+    "ravdess", settings=RavdessSettings, tasks="emotion (8)",
+    protocol="`kfold` 5 actor-independent folds (`loso`)", unit="actor",
+)
 def prepare_ravdess(s: RavdessSettings, out_dir: Path) -> Corpus:
     """Discover the RAVDESS clips of the chosen modality and build an actor-independent CV manifest."""
     root = corpus_root(s.root, "ravdess")

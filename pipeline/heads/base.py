@@ -93,7 +93,7 @@ def head_kind(name: str, cfg: Any) -> str:
 
 def head_settings(name: str, cfg: Any, family: str | None = None) -> HeadSettings:
     """Validate ``heads.<name>`` with its type's schema (and check it belongs to ``family``)."""
-    entry = HEADS.get(head_kind(name, cfg))
+    entry = HEADS.get(head_kind(name, cfg), where=f"heads.{name}.type")
     if family is not None and entry.info["family"] != family:
         run_list = RUN_LISTS[entry.info["family"]]
         raise ConfigError(

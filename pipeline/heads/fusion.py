@@ -110,7 +110,10 @@ class _FusionBase(Head):
         joblib.dump(self, path)
 
 
-@register_head("concat", settings=ConcatSettings, family="fusion", description="early fusion: per-member scaling, one probe on the concatenation")
+@register_head(
+    "concat", settings=ConcatSettings, family="fusion",
+    description="early fusion: per-member scaling, one probe on the concatenation",
+)
 class ConcatFusion(_FusionBase):
     """Early fusion: per-member standardisation and block scaling, one probe on the concatenation."""
 
@@ -171,7 +174,10 @@ def apply_temperature(proba: np.ndarray, temperature: float) -> np.ndarray:
     return e / e.sum(1, keepdims=True)
 
 
-@register_head("late", settings=ProbeFusionSettings, family="fusion", description="late fusion: per-member probes, dev-calibrated probabilities averaged")
+@register_head(
+    "late", settings=ProbeFusionSettings, family="fusion",
+    description="late fusion: per-member probes, dev-calibrated probabilities averaged",
+)
 class LateFusion(_FusionBase):
     """Late fusion: per-member probes, temperature-calibrated on dev, probabilities averaged."""
 
@@ -239,7 +245,10 @@ class AttentionSettings(TorchHeadSettings):
     member_layers: dict[str, MemberLayer] = Field(default_factory=dict)
 
 
-@register_head("attention", settings=AttentionSettings, family="fusion", description="MERBench-style attention over per-member projections (torch)")
+@register_head(
+    "attention", settings=AttentionSettings, family="fusion",
+    description="MERBench-style attention over per-member projections (torch)",
+)
 class AttentionFusion(TorchHead):
     """MERBench-style attention fusion, trained by the shared torch-head loop."""
 

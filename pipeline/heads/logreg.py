@@ -43,7 +43,10 @@ class LogRegSettings(FeatureHeadSettings, ClassWeightSettings):
     alpha_grid: list[float] = Field(default_factory=lambda: list(DEFAULT_ALPHA_GRID), min_length=1)  # regression
 
 
-@register_head("logreg", settings=LogRegSettings, family="probe", description="scikit-learn logistic regression, C by dev UAR; ridge for regression")
+@register_head(
+    "logreg", settings=LogRegSettings, family="probe",
+    description="scikit-learn logistic regression, C by dev UAR; ridge for regression",
+)
 class LogRegHead(Head):
     @classmethod
     def make(cls, settings: LogRegSettings, task_type: str = "classification", **extra: Any):

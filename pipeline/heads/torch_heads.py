@@ -410,11 +410,16 @@ class TorchHead(Head):
         joblib.dump(self, path)
 
 
-@register_head("linear", settings=LinearSettings, family="probe", description="torch linear layer (the seeds' linear probe), early stopping on dev")
+@register_head(
+    "linear", settings=LinearSettings, family="probe",
+    description="torch linear layer (the seeds' linear probe), early stopping on dev",
+)
 class LinearHead(TorchHead):
     settings_class = LinearSettings
 
 
-@register_head("mlp", settings=MLPSettings, family="probe", description="torch one-hidden-layer MLP, early stopping on dev")
+@register_head(
+    "mlp", settings=MLPSettings, family="probe", description="torch one-hidden-layer MLP, early stopping on dev",
+)
 class MLPHead(TorchHead):
     settings_class = MLPSettings

@@ -44,6 +44,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from pipeline.core.errors import AffectBenchError
 from pipeline.features.backbones.base import POOLINGS, Embedding, pool
 
 LAYOUTS = ("auto", "pooled", "frames", "layers", "layer_frames")
@@ -55,7 +56,7 @@ N_RECORDED = 50  # missing ids kept in the store attributes
 Loader = Callable[[], "np.ndarray | Embedding"]
 
 
-class ByofError(ValueError):
+class ByofError(AffectBenchError, ValueError):
     """Features that cannot be imported or exported; the message names the file and the problem."""
 
 
@@ -203,13 +204,9 @@ def import_features(
 
 
 def _code_version() -> str:
-    import pipeline
-    from pipeline.features.embed.engine import code_version
+    from pipeline.core.hashing import code_version
 
-    try:
-        return code_version(import_features)
-    except (OSError, TypeError):  # source not available (zipped install)
-        return pipeline.__version__
+    return code_version(__name__)
 
 
 def import_npy_dir(
@@ -383,7 +380,6 @@ def main(argv: list[str] | None = None) -> int:
     exp.add_argument("--what", default="pooled", choices=("pooled", "frames"))
     args = parser.parse_args(argv)
 
-    from pipeline.core.errors import ManifestError, StoreError
     from pipeline.core.paths import prepared_dir, store_path
 
     try:
@@ -403,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
             info = import_npy_dir(src, prepared, out, args.backbone, **options)
         else:
             info = import_hdf5(src, prepared, out, args.backbone, group=args.group, **options)
-    except (ByofError, ManifestError, StoreError) as err:
+    except AffectBenchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(

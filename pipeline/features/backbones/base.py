@@ -114,6 +114,7 @@ def backbone_settings(name: str, cfg: Any) -> BackboneSettings:
         return cfg
     if not isinstance(cfg, dict) or not cfg.get("type"):
         raise ConfigError(f"params.yaml: backbones.{name}: missing 'type' (one of {', '.join(BACKBONES.names())})")
+    BACKBONES.get(cfg["type"], where=f"backbones.{name}.type")
     return BACKBONES.settings(cfg["type"], cfg, f"backbones.{name}")
 
 

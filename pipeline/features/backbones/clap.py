@@ -119,7 +119,9 @@ def resample(audio: np.ndarray, rate: int) -> np.ndarray:
 
 
 @register_backbone(
-    "clap", settings=ClapSettings, licence="Apache-2.0 (laion/clap-*); checkpoints: see their pages",
+    "clap",
+    description="CLAP audio embeddings (ClapModel; LAION-CLAP / AF-CLAP .pt converted), zero-shot prompts",
+    settings=ClapSettings, licence="Apache-2.0 (laion/clap-*); checkpoints: see their pages",
     weights="`pipeline.tools.models fetch` or the LAION/AF2 .pt",
 )
 class ClapBackbone(Backbone):

@@ -102,7 +102,10 @@ class ClipVisionSettings(ModelSettings, FaceCropSettings):
     frame_batch: int = Field(64, ge=1)  # frames per forward pass
 
 
-@register_backbone("clip_vision", settings=ClipVisionSettings, licence="MIT (OpenAI CLIP)", weights="`pipeline.tools.models fetch`")
+@register_backbone(
+    "clip_vision", description="CLIP image encoder per frame (optional face crop), every layer pooled",
+    settings=ClipVisionSettings, licence="MIT (OpenAI CLIP)", weights="`pipeline.tools.models fetch`",
+)
 class ClipVisionBackbone(Backbone):
     modality = "video"
     has_frames = True

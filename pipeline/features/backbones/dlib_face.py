@@ -46,7 +46,9 @@ class DlibFaceSettings(BackboneSettings):
 
 
 @register_backbone(
-    "dlib_face", settings=DlibFaceSettings, licence="CC0 (68-pt: iBUG, non-commercial)", weights="ships in the wheels"
+    "dlib_face",
+    description="dlib 128-d face descriptors per frame",
+    settings=DlibFaceSettings, licence="CC0 (68-pt: iBUG, non-commercial)", weights="ships in the wheels"
 )
 class DlibFaceBackbone(Backbone):
     modality = "video"

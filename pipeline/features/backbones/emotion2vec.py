@@ -107,7 +107,9 @@ class Emotion2vecSettings(ModelSettings):
 
 
 @register_backbone(
-    "emotion2vec", settings=Emotion2vecSettings, licence="FunASR model licence",
+    "emotion2vec",
+    description="emotion2vec(+) through funasr: every layer pooled, 50 Hz frames, or the 9-class scores",
+    settings=Emotion2vecSettings, licence="FunASR model licence",
     weights="`pipeline.tools.models fetch` (ModelScope)",
 )
 class Emotion2vecBackbone(Backbone):

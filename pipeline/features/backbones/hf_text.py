@@ -83,7 +83,11 @@ class HFTextSettings(ModelSettings):
     max_length: int | None = Field(None, ge=2)  # tokens per window incl. special tokens; None: the model's limit
 
 
-@register_backbone("hf_text", settings=HFTextSettings, licence="that of the checkpoint", weights="`pipeline.tools.models fetch`")
+@register_backbone(
+    "hf_text",
+    description="transformers text encoders (BERT, RoBERTa, MacBERT, XLM-R, MiniLM), every layer pooled",
+    settings=HFTextSettings, licence="that of the checkpoint", weights="`pipeline.tools.models fetch`",
+)
 class HFTextBackbone(Backbone):
     modality = "text"
 

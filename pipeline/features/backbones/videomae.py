@@ -51,7 +51,12 @@ class VideoMAESettings(ModelSettings, FaceCropSettings):
     clip_batch: int = Field(4, ge=1)  # clips per forward pass
 
 
-@register_backbone("videomae", settings=VideoMAESettings, licence="CC-BY-NC-4.0 (MCG-NJU)", weights="`pipeline.tools.models fetch`")
+@register_backbone(
+    "videomae",
+    description="VideoMAE clip features, every layer pooled",
+    settings=VideoMAESettings,
+    licence="CC-BY-NC-4.0 (MCG-NJU)", weights="`pipeline.tools.models fetch`",
+)
 class VideoMAEBackbone(Backbone):
     modality = "video"
     has_frames = False

@@ -26,12 +26,12 @@ from sklearn.metrics import balanced_accuracy_score
 from tqdm import tqdm
 
 from pipeline.core.io import read_json
-from pipeline.core.manifest import Corpus
+from pipeline.core.manifest import Corpus, Task
 from pipeline.core.metrics import headline
 from pipeline.experiment.protocol import Fold
 from pipeline.experiment.results import write_skipped
 from pipeline.experiment.runner import Learner, Output, TaskData, run_experiment
-from pipeline.experiment.scoring import score_table
+from pipeline.experiment.scoring import evaluate
 from pipeline.heads.audio_llm import AudioLLMError
 from pipeline.heads.audio_llm.data import Example, FrameBank, chunks, instruct_examples
 from pipeline.heads.audio_llm.model import AudioLLM, load_llm, load_projectors
@@ -79,6 +79,17 @@ def one_hot(pred: Sequence[str], columns: list[str]) -> np.ndarray:
 
 def unparsed(table: pd.DataFrame, column: str = "predicted") -> dict[str, int]:
     return {"unparsed": int((table[column].to_numpy(object) == UNPARSED).sum())}
+
+
+def score(task: Task, frame: pd.DataFrame, pred_col: str = "predicted") -> dict[str, Any]:
+    """Metrics of the answers in ``pred_col`` (one-hot votes; unparsed answers count as errors)."""
+    columns = [*task.classes, UNPARSED]
+    pred = frame[pred_col].to_numpy(object)
+    with warnings.catch_warnings():  # "y_pred contains classes not in y_true": unparsed answers
+        warnings.simplefilter("ignore")
+        metrics, _ = evaluate(task, frame["actual"].to_numpy(object), pred, one_hot(pred, columns), columns,
+                              frame["speaker"].to_numpy())
+    return {**metrics, **unparsed(frame, pred_col)}
 
 
 class AudioLLMLearner(Learner):
@@ -130,10 +141,8 @@ class AudioLLMLearner(Learner):
                 part = table[table["split"] == split]
                 if part.empty:
                     continue
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    brief = {**headline(score_table(data.task, part, col)), **unparsed(part, col)}
-                entry["languages"].setdefault(lang, {})[split] = brief
+                metrics = score(data.task, part, col)
+                entry["languages"].setdefault(lang, {})[split] = {**headline(metrics), "unparsed": metrics["unparsed"]}
 
 
 def run_eval(

@@ -32,7 +32,9 @@ class HFAudioSettings(ModelSettings):
 
 
 @register_backbone(
-    "hf_audio", settings=HFAudioSettings, licence="that of the checkpoint", weights="`pipeline.tools.models fetch`"
+    "hf_audio",
+    description="transformers audio encoders: wav2vec2, HuBERT, WavLM, data2vec, Whisper encoder, Qwen2-Audio tower, AST",
+    settings=HFAudioSettings, licence="that of the checkpoint", weights="`pipeline.tools.models fetch`"
 )
 class HFAudioBackbone(Backbone):
     modality = "audio"

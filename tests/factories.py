@@ -1,0 +1,265 @@
+"""Shared test factories: tiny random models saved with ``save_pretrained`` (loaded back through the
+real code paths, as a real checkpoint would be) and small synthetic corpora and feature stores.
+
+One place for them, so test modules never import each other. Real-layout fake corpora live in
+``tests/data/<corpus>/data.py`` (torchgeo style); media helpers in ``tests/data/media.py``.
+"""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.core.manifest import Corpus, Task, save
+from pipeline.core.segments import Segments
+from pipeline.core.store import FeatureStore, write_store
+from pipeline.heads.probe import run_probe
+from pipeline.segment.decode import segment_corpus
+from tests.data.media import write_wav
+
+FEATURE_CLASSES = ["a", "b", "c"]  # feature_corpus: one informative dimension per class
+TONE_CLASSES = ["low", "mid", "high"]  # tone_corpus: the class is the pitch (octave) of a tone
+TONE_SPLIT = {"s1": ("train", None), "s2": ("train", None), "s3": ("dev", None), "s4": ("test", None)}
+TONE_CV = {"a": ("train", 1), "b": ("train", 2), "c": ("train", 3)}
+LLM_CLASSES = ["neutral", "happy", "sad", "angry"]  # the demo's classes: tiny_llm's vocabulary covers them
+LLM_TASK = Task("emotion", "classification", LLM_CLASSES)
+LLM_SENTENCES = ["I will be there tomorrow", "The box is on the table", "We talked about it"]
+
+
+# --- tiny encoders and LLMs ---------------------------------------------------------------------
+
+
+def tiny_wav2vec2(path: Path, *, layer_norm: bool = False, hidden: int = 16, layers: int = 3,
+                  intermediate: int = 20, conv: int = 8):
+    """A tiny random wav2vec2 + its feature extractor; returns ``(path, config)``. Group-norm conv stack
+    by default (like wav2vec2-base: batched one item at a time); ``layer_norm`` as in the large models."""
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+    norm = {"feat_extract_norm": "layer", "do_stable_layer_norm": True} if layer_norm else {}
+    config = Wav2Vec2Config(
+        hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=intermediate,
+        conv_dim=(conv,) * 3, conv_stride=(5, 4, 2), conv_kernel=(10, 4, 2),
+        num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2, **norm,
+    )
+    Wav2Vec2Model(config).save_pretrained(path)
+    extractor = {"do_normalize": True, "return_attention_mask": True} if layer_norm else {}
+    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, **extractor).save_pretrained(path)
+    return path, config
+
+
+def tiny_ast(path: Path) -> Path:
+    import torch
+    from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification
+
+    torch.manual_seed(0)
+    config = ASTConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+        num_mel_bins=16, max_length=64, patch_size=16, frequency_stride=10, time_stride=10, num_labels=2,
+    )
+    ASTForAudioClassification(config).save_pretrained(path)
+    ASTFeatureExtractor(num_mel_bins=16, max_length=64).save_pretrained(path)
+    return path
+
+
+def tiny_hubert(path: Path) -> Path:
+    import torch
+    from transformers import HubertConfig, HubertForSequenceClassification, Wav2Vec2FeatureExtractor
+
+    torch.manual_seed(0)
+    config = HubertConfig(
+        hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=20, conv_dim=(8, 8),
+        conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
+        classifier_proj_size=8,
+    )
+    HubertForSequenceClassification(config).save_pretrained(path)
+    extractor = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, do_normalize=True, return_attention_mask=False)
+    extractor.save_pretrained(path)
+    return path
+
+
+def tiny_llm(out, initializer_range=0.2):
+    """Train a BPE tokenizer on the prompt/label vocabulary, wrap it, add a chat template; save a tiny Qwen2.
+
+    A wider initialisation than Qwen's 0.02 gives the frozen random LLM non-uniform outputs that
+    soft tokens can steer; with 0.02 every input yields near-uniform logits (loss ≈ ln |vocab|).
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast, Qwen2Config
+
+    from pipeline.heads.audio_llm.data import PROMPTS, TRANSCRIBE, instruction
+    from pipeline.heads.audio_llm.parse import LabelParser
+
+    parser = LabelParser(LLM_CLASSES)
+    texts = [instruction(LLM_TASK, parser, lang) for lang in PROMPTS] + LLM_SENTENCES + [TRANSCRIBE, "Describe the speaker."]
+    texts += [f"A {g}speaker says something in a {c} tone." for g in ("", "female ", "male ") for c in LLM_CLASSES]
+    texts += parser.options("en") + parser.options("zh") + ["The emotion is: Happy.", "高兴 生气 难过 平静"]
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<unk>"]
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    bpe.train_from_iterator(texts * 5, trainer)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token="<unk>"
+    )
+    tok.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    tok.save_pretrained(out)
+    config = Qwen2Config(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, max_position_embeddings=256,
+        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=True, initializer_range=initializer_range,
+    )
+    import torch
+
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(out)
+    return out
+
+
+# --- tiny text encoders with tokenizers trained here ---------------------------------------------
+
+
+TEXT_CORPUS = [
+    "I am so happy today!", "What a joyful, wonderful day.", "The invoice is attached.",
+    "She was angry about the delay.", "We never talk about the weather.", "Please call me back tomorrow.",
+    "我今天非常高兴", "今天天气不错", "他很生气", "请明天给我回电话",
+]
+
+
+def train_tokenizer(kind: str):
+    """A tokenizers.Tokenizer of the model family's kind, trained on TEXT_CORPUS (nothing downloaded)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    if kind == "wordpiece":  # BERT / MacBERT: BertNormalizer also splits CJK characters
+        tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tok.decoder = decoders.WordPiece()
+        specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        tok.train_from_iterator(TEXT_CORPUS, trainers.WordPieceTrainer(vocab_size=300, special_tokens=specials))
+        cls, sep = "[CLS]", "[SEP]"
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B:1 {sep}:1",
+            special_tokens=[(cls, tok.token_to_id(cls)), (sep, tok.token_to_id(sep))],
+        )
+    elif kind == "bytebpe":  # RoBERTa
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+        tok.train_from_iterator(TEXT_CORPUS, trainers.BpeTrainer(
+            vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+        tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0), trim_offsets=True)
+    else:  # XLM-R: sentencepiece-style unigram
+        tok = Tokenizer(models.Unigram())
+        tok.pre_tokenizer = pre_tokenizers.Metaspace()
+        tok.decoder = decoders.Metaspace()
+        specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+        trainer = trainers.UnigramTrainer(vocab_size=200, special_tokens=specials, unk_token="<unk>")
+        tok.train_from_iterator(TEXT_CORPUS, trainer)
+        tok.post_processor = processors.TemplateProcessing(
+            single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    return tok
+
+
+def tiny_text_model(kind: str, out):
+    """Save a tiny random checkpoint + its locally trained tokenizer with save_pretrained."""
+    import torch
+    from transformers import (
+        BertConfig, BertModel, BertTokenizerFast, RobertaConfig, RobertaModel, RobertaTokenizerFast,
+        XLMRobertaConfig, XLMRobertaModel, XLMRobertaTokenizerFast,
+    )
+
+    torch.manual_seed(0)
+    common = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=37)
+    if kind in ("bert", "macbert"):
+        tok = BertTokenizerFast(tokenizer_object=train_tokenizer("wordpiece"), unk_token="[UNK]", pad_token="[PAD]",
+                                cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+        config, model_cls = BertConfig(vocab_size=len(tok), max_position_embeddings=64, **common), BertModel
+    else:
+        tok_cls = RobertaTokenizerFast if kind == "roberta" else XLMRobertaTokenizerFast
+        tok = tok_cls(tokenizer_object=train_tokenizer("bytebpe" if kind == "roberta" else "unigram"),
+                      bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>", unk_token="<unk>",
+                      pad_token="<pad>", mask_token="<mask>")
+        pair = (RobertaConfig, RobertaModel) if kind == "roberta" else (XLMRobertaConfig, XLMRobertaModel)
+        config_cls, model_cls = pair
+        config = config_cls(vocab_size=len(tok), max_position_embeddings=66, pad_token_id=1, **common)
+    model_cls(config).save_pretrained(out)
+    tok.save_pretrained(out)
+    return config
+
+
+# --- synthetic corpora ----------------------------------------------------------------------------
+
+
+def read_wav(path, sample_rate=16000, start=None, end=None, streams=None) -> np.ndarray:
+    """Stand-in for ffmpeg decoding of the 16 kHz mono wavs written here."""
+    with wave.open(str(path)) as w:
+        return np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32) / 32767
+
+
+def tone_corpus(root: Path, speakers: dict, *, n_per: int = 2, noisy_test: bool = False, name: str = "syn",
+                     regression: bool = False):
+    """Tones whose pitch is the class, a few per speaker; returns (corpus, segments).
+
+    ``noisy_test`` replaces every test utterance by white noise (same ids and labels);
+    ``regression`` makes the task ``octave`` (0, 1, 2: a regression target) instead of ``emotion``.
+    """
+    rng = np.random.default_rng(0)
+    rows = []
+    for spk, (split, fold) in speakers.items():
+        for k, cls in enumerate(TONE_CLASSES):
+            for i in range(n_per):
+                n = int(16000 * rng.uniform(0.4, 0.7))
+                audio = 0.3 * np.sin(2 * np.pi * 200 * 2**k * np.arange(n) / 16000) + 0.01 * rng.normal(size=n)
+                if noisy_test and split == "test":
+                    audio = 0.3 * np.random.default_rng(i + 10 * k).normal(size=n).clip(-1, 1)
+                path = write_wav(root / "media" / f"{spk}_{cls}_{i}.wav", audio, 16000)
+                rows.append({"id": f"{spk}_{cls}_{i}", "speaker": spk, "split": split, "audio": str(path), "video": "",
+                             "text": "", "emotion": cls, "octave": float(k), "fold": fold})
+    df = pd.DataFrame(rows)
+    if df["fold"].isna().all():
+        df = df.drop(columns="fold")
+    task = Task("octave", "regression") if regression else Task("emotion", "classification", TONE_CLASSES)
+    corpus = Corpus(name, df, [task], str(root))
+    save(corpus, root / "prepared")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("pipeline.segment.decode.decode_audio", read_wav)
+        segment_corpus(corpus, root / "segments.zarr", fps=0, workers=1)
+    return corpus, Segments(root / "segments.zarr")
+
+
+def feature_corpus(tmp_path, seed=0, n_per=30, layers=None):
+    rng = np.random.default_rng(seed)
+    ids, labels, splits, speakers, feats = [], [], [], [], []
+    for split, spk in (("train", "s1"), ("dev", "s2"), ("test", "s3")):
+        for k, c in enumerate(FEATURE_CLASSES):
+            for i in range(n_per):
+                ids.append(f"{split}_{c}_{i}")
+                labels.append(c)
+                splits.append(split)
+                speakers.append(spk)
+                feats.append(rng.normal(0, 1, 6) + 2.5 * np.eye(6)[k])
+    X = np.asarray(feats, np.float32)
+    if layers:
+        X = np.stack([X * (l / layers) + rng.normal(0, 1, X.shape) * (1 - l / layers) for l in range(layers + 1)], 1)
+    df = pd.DataFrame({"id": ids, "speaker": speakers, "split": splits, "audio": "", "video": "", "text": "", "emotion": labels})
+    corpus = Corpus("syn", df, [Task("emotion", "classification", FEATURE_CLASSES)], str(tmp_path))
+    write_store(tmp_path / "f.zarr", ids=ids, pooled=X, attrs={"backbone": "toy"})
+    return corpus, FeatureStore(tmp_path / "f.zarr")
+
+
+def run_head(tmp_path, corpus, store, head, cfg):
+    """Probe with head ``head`` (params ``cfg``), outputs under ``tmp_path`` (m/, metrics.json, p/)."""
+    out = {"model_dir": tmp_path / "m", "metrics_path": tmp_path / "metrics.json", "predictions_dir": tmp_path / "p"}
+    return run_probe(corpus, store, head, cfg, **out)
