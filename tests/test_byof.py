@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from pipeline.core import manifest
+from pipeline.core.errors import ConfigError
 from pipeline.tools.byof import ByofError, export_hdf5, import_from_cfg, import_hdf5, import_npy_dir, main
 from pipeline.core.store import FeatureStore
 
@@ -150,8 +151,10 @@ def test_import_from_params(prepared, tmp_path):
     cfg = {"type": "byof", "path": str(src), "modality": "video"}
     info = import_from_cfg("mine", cfg, prepared, tmp_path / "s.zarr")
     assert info["n"] == 6 and FeatureStore(tmp_path / "s.zarr").attrs["modality"] == "video"
-    with pytest.raises(ByofError, match="backbones.mine: type byof needs 'path'"):
+    with pytest.raises(ConfigError, match="backbones.mine.path is required"):
         import_from_cfg("mine", {"type": "byof"}, prepared, tmp_path / "s.zarr")
+    with pytest.raises(ConfigError, match="backbones.mine.layout = 'flat'"):
+        import_from_cfg("mine", {"type": "byof", "path": str(src), "layout": "flat"}, prepared, tmp_path / "s.zarr")
 
 
 def test_cli(prepared, tmp_path, capsys):

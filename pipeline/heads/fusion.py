@@ -45,7 +45,7 @@ MemberLayer = Literal["last"] | int
 def member_slices(member_dims: Any) -> list[tuple[str, slice]]:
     """``(name, columns)`` per member from ``member_dims`` (set by the fusion driver)."""
     if not member_dims:
-        raise ConfigError("fusion heads run through the fuse stage (pipeline.heads.probe.run_fusion), which sets member_dims")
+        raise ConfigError("fusion heads run through pipeline.heads.probe.run_fusion (the fuse stage): it sets member_dims")
     out, start = [], 0
     for name, dim in member_dims:
         out.append((name, slice(start, start + int(dim))))

@@ -171,7 +171,9 @@ def fusion_members(backbone: str) -> list[str]:
     return members
 
 
-def align_members(corpus: Corpus, stores: dict[str, FeatureStore], settings: Any) -> tuple[list[str], np.ndarray, list, dict]:
+def align_members(
+    corpus: Corpus, stores: dict[str, FeatureStore], settings: Any
+) -> tuple[list[str], np.ndarray, list, dict]:
     """Ids present in every member, their concatenated features, ``member_dims`` and the drop report.
 
     Ids follow manifest order. ``dropped`` = {"n": items lost, "per_member": {name: missing in that
@@ -227,4 +229,5 @@ def run_fusion(
     if not ids:
         raise HeadError(f"fusion {result['backbone']} on {corpus.name}: no utterance is in every member's store")
     layer_name = ",".join(f"{m}:{l}" for m, l in info["layers"].items())
-    return _run_features(corpus, ids, X, head_name, settings, result, layer_name=layer_name, member_dims=dims, **outputs)
+    return _run_features(corpus, ids, X, head_name, settings, result, layer_name=layer_name, member_dims=dims,
+                         **outputs)

@@ -1,8 +1,8 @@
-"""Torch probes on cached features: ``linear`` and ``mlp`` (regression: ``linear_reg``, ``mlp_reg``).
+"""Torch probes on cached features: ``linear`` and ``mlp``, for classification or regression tasks.
 
 ``linear`` is a linear layer trained with (class-weighted) cross-entropy — the linear probe of the
-seed experiments; ``mlp`` adds one hidden layer (ReLU, dropout). Regression counterparts are the
-same networks with one output trained with MSE on the z-scored target. Training: AdamW on
+seed experiments; ``mlp`` adds one hidden layer (ReLU, dropout). Built for a regression task, the
+same networks have one output trained with MSE on the z-scored target. Training: AdamW on
 mini-batches, the dev set scored after every epoch, early stopping after ``patience`` epochs
 without improvement, and the best epoch's weights restored. ``monitor: uar`` (``ccc`` for
 regression; ties broken by lower dev loss) or ``monitor: loss``. Only train and dev are seen.
@@ -22,10 +22,8 @@ over seeds (with std and per-seed values) — the expected result of *one* train
 comparison with single-model heads such as ``logreg``. ``predict_proba`` (used by late fusion and
 ``pipeline.tools.predict``) is the seed ensemble (mean probability).
 
-Params (``heads.<name>``): ``type`` (mlp | linear), ``hidden`` (mlp: 256), ``dropout`` (mlp 0.2,
-linear 0), ``epochs`` (100), ``lr`` (1e-3), ``weight_decay`` (1e-4), ``batch_size`` (64),
-``patience`` (10), ``monitor``, ``class_weight`` (balanced | none), ``seeds`` (or ``seed``),
-``layer``, ``standardize`` (true), ``device`` (auto | cpu | cuda), ``threads`` (auto | n: CPU threads).
+Params (``heads.<name>``): :class:`TorchHeadSettings` (``linear``: :class:`LinearSettings`, no
+hidden layer and no dropout by default).
 """
 
 from __future__ import annotations
@@ -159,7 +157,9 @@ class TorchHead(Head):
         self.monitor = s.monitor or ("ccc" if regression else "uar")
         allowed = ("ccc", "loss") if regression else ("uar", "loss")
         if self.monitor not in allowed:
-            raise ConfigError(f"heads ({self.kind}): monitor must be one of {allowed} for a {task_type} task, not {self.monitor!r}")
+            raise ConfigError(
+                f"heads ({self.kind}): monitor must be one of {allowed} for a {task_type} task, not {self.monitor!r}"
+            )
         self.class_weight = s.class_weight
         self.seeds = list(s.seeds) if s.seeds is not None else [s.seed]
         self.layer_mode = s.layer

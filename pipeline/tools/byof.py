@@ -40,11 +40,12 @@ import hashlib
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Literal, Mapping
 
 import numpy as np
 
 from pipeline.core.errors import AffectBenchError
+from pipeline.core.settings import Settings, parse
 from pipeline.features.backbones.base import POOLINGS, Embedding, pool
 
 LAYOUTS = ("auto", "pooled", "frames", "layers", "layer_frames")
@@ -297,16 +298,27 @@ def import_hdf5(
         )
 
 
-def import_from_cfg(name: str, cfg: dict[str, Any], corpus_prepared_dir: str | Path, out_store: str | Path) -> dict:
+class ByofSettings(Settings):
+    """A ``backbones.<name>`` section describing precomputed features to import (``type: byof``)."""
+
+    type: Literal["byof"] = "byof"
+    path: str  # a folder of <id>.npy or an .h5 file
+    group: str = "/"  # HDF5 group holding the datasets
+    layout: Literal[LAYOUTS] = "auto"
+    on_missing: Literal[ON_MISSING] = "error"
+    pooling: Literal[POOLINGS] = "mean"
+    frame_layer: int = -1
+    modality: Literal[MODALITIES] = "unknown"
+    frame_rate: float | None = None
+
+
+def import_from_cfg(name: str, cfg: Any, corpus_prepared_dir: str | Path, out_store: str | Path) -> dict:
     """Import ``backbones.<name>`` with ``type: byof``: ``path`` (npy folder or .h5) + the import options."""
-    path = cfg.get("path")
-    if not path:
-        raise ByofError(f"backbones.{name}: type byof needs 'path' (a folder of <id>.npy or an .h5 file)")
-    keys = ("layout", "on_missing", "pooling", "frame_layer", "modality", "frame_rate")
-    options = {k: cfg[k] for k in keys if k in cfg}
-    if Path(path).is_dir():
-        return import_npy_dir(path, corpus_prepared_dir, out_store, name, **options)
-    return import_hdf5(path, corpus_prepared_dir, out_store, name, group=cfg.get("group", "/"), **options)
+    s = parse(ByofSettings, cfg, f"backbones.{name}")
+    options = s.model_dump(exclude={"type", "path", "group"})
+    if Path(s.path).is_dir():
+        return import_npy_dir(s.path, corpus_prepared_dir, out_store, name, **options)
+    return import_hdf5(s.path, corpus_prepared_dir, out_store, name, group=s.group, **options)
 
 
 def _attr_value(value: Any) -> Any:

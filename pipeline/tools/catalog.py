@@ -47,8 +47,8 @@ def rows(kind: str) -> list[list[str]]:
         return [[f"`{e.name}`", e.info.get("tasks", ""), e.info.get("protocol", ""), e.info.get("unit", "")]
                 for e in entries]
     if kind == "backbones":
-        return [[f"`{e.name}`", e.info.get("modality", ""), e.info.get("description", e.summary), e.info.get("licence", ""),
-                 e.info.get("weights", "")] for e in entries]
+        return [[f"`{e.name}`", e.info.get("modality", ""), e.info.get("description", e.summary),
+                 e.info.get("licence", ""), e.info.get("weights", "")] for e in entries]
     return [[f"`{e.name}`", e.info["family"], f"`run.{RUN_LISTS[e.info['family']]}`", e.info.get("description", "")]
             for e in entries]
 

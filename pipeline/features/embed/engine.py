@@ -157,4 +157,5 @@ def embed_corpus(
         print(f"embed {corpus.name}/{name}: {counters}", flush=True)
     done.update(cache.scan([s.id for s in shards]))  # only the shards this run wrote are read again
     info = assemble_store(out_path, items, cache, done, attrs, want_frames=backbone.has_frames)
-    return {"applicable": True, "n": len(items.ids), "dims": info["dims"], "cached": cached, "computed": n_todo, "shards": len(shards)}
+    return {"applicable": True, "n": len(items.ids), "dims": info["dims"], "cached": cached, "computed": n_todo,
+            "shards": len(shards)}

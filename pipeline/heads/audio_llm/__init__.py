@@ -1,8 +1,8 @@
 """Two-stage Audio-LLM head (seed 001) and its audio-visual extension (seed 004).
 
-Frozen frame features from a feature store (``audio_llm.backbone``; optionally a second store,
-``video_backbone``, whose frames get their own projector) become soft tokens in a Qwen2.5 chat
-prompt:
+Frozen frame features from a feature store (the run item's ``backbone``: ``egemaps``; or
+``egemaps+fer``, whose second store's frames get their own projector) become soft tokens in a
+Qwen2.5 chat prompt (settings: ``heads.<name>`` with ``type: audio_llm``, see :mod:`.settings`):
 
 1. ``align`` (:func:`pipeline.heads.audio_llm.train.run_align`): only the projector(s) train, the LLM is
    frozen; targets are transcripts or templated descriptions of *training* utterances.
@@ -11,10 +11,11 @@ prompt:
    dev UAR is kept, LoRA is merged into the base weights and saved (``merged/``) with
    ``projector.pt`` beside it.
 3. ``eval`` (:func:`pipeline.heads.audio_llm.evaluate.run_eval`): greedy answers on dev and test, parsed
-   back to labels (:mod:`pipeline.heads.audio_llm.parse`), scored with the probe's metrics contract.
+   back to labels (:mod:`pipeline.heads.audio_llm.parse`), scored by the experiment runner.
 
-Modules: ``plan`` (rows, folds, paths), ``data`` (examples, frame bank), ``model`` (projector,
-Audio-LLM), ``parse`` (answer words and parsing), ``train``, ``evaluate``.
+Modules: ``settings``, ``plan`` (rows, folds, paths; registers the head type), ``data`` (examples,
+frame bank), ``model`` (projector, Audio-LLM), ``parse`` (answer words and parsing), ``train``,
+``evaluate``.
 """
 
 from pipeline.core.errors import HeadError

@@ -33,7 +33,7 @@ GROUPS = ("audio", "video")  # token groups, in the order of the run item's back
 
 @register_head(
     "audio_llm", settings=AudioLLMSettings, family="audio_llm",
-    description="frame features → MLP projector → Qwen2.5; stage 1 projector, stage 2 + LoRA; merged model + projector.pt",
+    description="frame features → MLP projector → Qwen2.5; stage 1 projector, stage 2 + LoRA, merged + projector.pt",
 )
 class AudioLLMHead:
     """The two-stage Audio-LLM: :func:`~pipeline.heads.audio_llm.train.run_align`,

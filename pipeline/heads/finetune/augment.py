@@ -83,15 +83,10 @@ class Augmenter:
         return np.asarray(out, np.float32)
 
 
-def build_augmenter(cfg: dict[str, Any], sample_rate: int = 16000) -> Augmenter | None:
-    """The training augmenter a head's params describe, or None when ``augment`` is empty."""
-    specs = cfg.get("augment") or []
+def build_augmenter(specs: Sequence[dict[str, Any]], *, shuffle: bool = False, p: float = 1.0, seed: int = 0,
+                    sample_rate: int = 16000) -> Augmenter | None:
+    """The training augmenter a head's ``augment`` list (+ ``shuffle_augment``, ``augment_p``, ``seed``)
+    describes, or None when the list is empty."""
     if not specs:
         return None
-    return Augmenter(
-        specs,
-        shuffle=bool(cfg.get("shuffle_augment", False)),
-        p=float(cfg.get("augment_p", 1.0)),
-        seed=int(cfg.get("seed", 0)),
-        sample_rate=sample_rate,
-    )
+    return Augmenter(specs, shuffle=shuffle, p=p, seed=seed, sample_rate=sample_rate)

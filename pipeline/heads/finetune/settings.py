@@ -56,7 +56,7 @@ class FinetuneSettings(HeadSettings, ClassWeightSettings):
     @classmethod
     def _augment_builds(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
         try:  # fail on a bad augment list now, not after the first model has trained
-            build_augmenter({"augment": value})
+            build_augmenter(value)
         except AugmentError as err:
             raise ValueError(str(err)) from None
         return value

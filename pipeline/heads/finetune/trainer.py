@@ -213,7 +213,8 @@ def train_fold(
 
     set_seed(s.seed)  # the new classification head and the LoRA matrices start the same every run
     extractor = AutoFeatureExtractor.from_pretrained(source)
-    train_ds = SegmentAudio(segments, ids[train_idx], targets[train_idx], s, build_augmenter(s.model_dump()))
+    augmenter = build_augmenter(s.augment, shuffle=s.shuffle_augment, p=s.augment_p, seed=s.seed)
+    train_ds = SegmentAudio(segments, ids[train_idx], targets[train_idx], s, augmenter)
     dev_ds = SegmentAudio(segments, ids[dev_idx], targets[dev_idx], s)
     if is_ast(extractor):
         meta["ast_normalisation"] = fit_ast_normalisation(

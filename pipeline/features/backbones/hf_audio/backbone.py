@@ -33,7 +33,7 @@ class HFAudioSettings(ModelSettings):
 
 @register_backbone(
     "hf_audio",
-    description="transformers audio encoders: wav2vec2, HuBERT, WavLM, data2vec, Whisper encoder, Qwen2-Audio tower, AST",
+    description="transformers audio encoders: wav2vec2, HuBERT, WavLM, data2vec, Whisper, Qwen2-Audio tower, AST",
     settings=HFAudioSettings, licence="that of the checkpoint", weights="`pipeline.tools.models fetch`"
 )
 class HFAudioBackbone(Backbone):
