@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.core.audio import SAMPLE_RATE
 from pipeline.core.errors import MediaError
 
 
@@ -65,7 +66,7 @@ def _summarise(stderr: str) -> str:
 
 def decode_audio(
     path: str | Path,
-    sample_rate: int = 16000,
+    sample_rate: int = SAMPLE_RATE,
     start: float | None = None,
     end: float | None = None,
     streams: list[str] | None = None,

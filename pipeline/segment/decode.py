@@ -67,7 +67,7 @@ def segment_corpus(
     corpus: Corpus,
     out_path: str | Path,
     *,
-    sample_rate: int = 16000,
+    sample_rate: int = SAMPLE_RATE,
     fps: float = 2.0,
     frame_size: int = 96,
     on_bad_media: str = "error",
@@ -108,29 +108,28 @@ def segment_corpus(
             todo = iter(jobs)
             for job in itertools.islice(todo, 4 * workers):
                 window.append(pool.submit(decode, job))
-            bar = tqdm(total=len(jobs), desc=f"segment {corpus.name}", unit="utt")
-            while window:
-                res = window.popleft().result()
-                for job in itertools.islice(todo, 1):
-                    window.append(pool.submit(decode, job))
-                bar.update()
-                if res.error is not None:
-                    if on_bad_media == "error":
-                        for fut in window:
-                            fut.cancel()
-                        raise res.error
-                    skipped.append({"id": res.uid, "file": res.error.path, "reason": res.error.reason})
-                    continue
-                audio = np.ascontiguousarray(res.audio, dtype=np.float32)
-                frames = np.ascontiguousarray(res.frames, dtype=np.uint8)
-                ids.append(res.uid)
-                audio_out.append(audio)
-                frames_out.append(frames)
-                audio_lengths.append(len(audio))
-                frame_lengths.append(len(frames))
-                audio_keys.append(content_key(audio_params, audio))
-                frame_keys.append(content_key(video_params, frames) if len(frames) else "")
-            bar.close()
+            with tqdm(total=len(jobs), desc=f"segment {corpus.name}", unit="utt") as bar:
+                while window:
+                    res = window.popleft().result()
+                    for job in itertools.islice(todo, 1):
+                        window.append(pool.submit(decode, job))
+                    bar.update()
+                    if res.error is not None:
+                        if on_bad_media == "error":
+                            for fut in window:
+                                fut.cancel()
+                            raise res.error
+                        skipped.append({"id": res.uid, "file": res.error.path, "reason": res.error.reason})
+                        continue
+                    audio = np.ascontiguousarray(res.audio, dtype=np.float32)
+                    frames = np.ascontiguousarray(res.frames, dtype=np.uint8)
+                    ids.append(res.uid)
+                    audio_out.append(audio)
+                    frames_out.append(frames)
+                    audio_lengths.append(len(audio))
+                    frame_lengths.append(len(frames))
+                    audio_keys.append(content_key(audio_params, audio))
+                    frame_keys.append(content_key(video_params, frames) if len(frames) else "")
         if not ids:
             raise MediaError(corpus.root, "no utterance could be decoded")
         audio_out.close()

@@ -196,12 +196,11 @@ def fill_missing_transcripts(corpus, segments, cfg: dict[str, Any]):
         start = time.perf_counter()
         transcriber = build_transcriber(cfg)
         filled: dict[str, str] = {}
-        bar = tqdm(total=len(have_audio), desc=f"transcribe {corpus.name}", unit="utt")
-        for i in range(0, len(have_audio), transcriber.batch_size):
-            ids = have_audio[i : i + transcriber.batch_size]
-            filled.update(zip(ids, transcriber([segments.audio(uid) for uid in ids])))
-            bar.update(len(ids))
-        bar.close()
+        with tqdm(total=len(have_audio), desc=f"transcribe {corpus.name}", unit="utt") as bar:
+            for i in range(0, len(have_audio), transcriber.batch_size):
+                ids = have_audio[i : i + transcriber.batch_size]
+                filled.update(zip(ids, transcriber([segments.audio(uid) for uid in ids])))
+                bar.update(len(ids))
         text.loc[missing] = df.loc[missing, "id"].map(filled).fillna("")
         report.update(transcriber.describe())
         report["n_filled"] = sum(bool(t.strip()) for t in filled.values())

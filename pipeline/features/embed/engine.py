@@ -144,14 +144,13 @@ def embed_corpus(
     n_todo = sum(len(s.keys) for s in shards)
     print(f"embed {corpus.name}/{name}: {len(items.by_key)} distinct inputs, {cached} cached, "
           f"{n_todo} to compute in {len(shards)} shard(s) [{eng.executor}, cache {cache.dir}]", flush=True)
-    bar = tqdm(total=n_todo, desc=f"embed {corpus.name}/{name}", unit="utt")
-    if shards and eng.executor == "ray":
-        from pipeline.features.embed.ray_executor import run_ray
+    with tqdm(total=n_todo, desc=f"embed {corpus.name}/{name}", unit="utt") as bar:
+        if shards and eng.executor == "ray":
+            from pipeline.features.embed.ray_executor import run_ray
 
-        run_ray(name, settings, segments, items, shards, cache, eng.ray, bar)
-    elif shards:
-        run_local(backbone, items, shards, cache, eng.prefetch, bar)
-    bar.close()
+            run_ray(name, settings, segments, items, shards, cache, eng.ray, bar)
+        elif shards:
+            run_local(backbone, items, shards, cache, eng.prefetch, bar)
     counters = {k: getattr(backbone, k) for k in RUN_COUNTERS if getattr(backbone, k, 0)}
     if counters and eng.executor == "local":
         print(f"embed {corpus.name}/{name}: {counters}", flush=True)

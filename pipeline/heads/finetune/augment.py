@@ -30,6 +30,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from pipeline.core.audio import SAMPLE_RATE
 from pipeline.core.errors import ConfigError
 
 SEED_SPECS = ("AddGaussianSNR", "Gain", "GainTransition", "ClippingDistortion", "TimeStretch", "PitchShift")
@@ -49,7 +50,7 @@ class Augmenter:
         shuffle: bool = False,
         p: float = 1.0,
         seed: int = 0,
-        sample_rate: int = 16000,
+        sample_rate: int = SAMPLE_RATE,
     ):
         import audiomentations
 
@@ -84,7 +85,7 @@ class Augmenter:
 
 
 def build_augmenter(specs: Sequence[dict[str, Any]], *, shuffle: bool = False, p: float = 1.0, seed: int = 0,
-                    sample_rate: int = 16000) -> Augmenter | None:
+                    sample_rate: int = SAMPLE_RATE) -> Augmenter | None:
     """The training augmenter a head's ``augment`` list (+ ``shuffle_augment``, ``augment_p``, ``seed``)
     describes, or None when the list is empty."""
     if not specs:
