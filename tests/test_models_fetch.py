@@ -44,7 +44,7 @@ def fake_hf(monkeypatch):
 def params(in_tmp_cwd):
     cfg = {"backbones": {
         "wav2vec2": {"type": "hf_audio", "source": "facebook/wav2vec2-base"},
-        "e2v": {"type": "funasr", "source": "iic/emotion2vec_plus_large"},
+        "e2v": {"type": "emotion2vec", "source": "iic/emotion2vec_plus_large"},
         "local": {"type": "hf_audio", "source": "models/pretrained/local"},
         "egemaps": {"type": "opensmile"},
     }}
@@ -150,3 +150,12 @@ def test_nothing_to_fetch(params, capsys):
     assert "add `hub: <org/name>`" in capsys.readouterr().err
     assert main(["fetch", "nope"]) == 1
     assert "missing key 'backbones.nope'" in capsys.readouterr().err
+
+
+def test_a_typo_in_the_fetch_settings_is_an_error_before_any_download(params, fake_hf, capsys):
+    cfg = yaml.safe_load((params / "params.yaml").read_text())
+    cfg["backbones"]["wav2vec2"]["hub_alow"] = ["*.json"]
+    (params / "params.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["fetch", "wav2vec2"]) == 1
+    assert "backbones.wav2vec2: unknown key 'hub_alow' (did you mean 'hub_allow'?)" in capsys.readouterr().err
+    assert not fake_hf  # nothing was downloaded

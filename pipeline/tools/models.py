@@ -251,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         cfg = section(load_params(args.params), "backbones", args.backbone, path=args.params)
+        from pipeline.features.backbones.base import backbone_settings
+
+        backbone_settings(args.backbone, cfg)  # a typo (`hub_alow`) is an error here, not a silent full download
         info = fetch(args.backbone, cfg, revision=args.revision, dest=args.dest)
     except (ConfigError, ModelFetchError) as err:
         print(f"error: {err}", file=sys.stderr)
