@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmarks/probe_sweep.py` from anywhere
 
-from pipeline.heads.base import build_head  # noqa: E402
+from pipeline.heads.probe.base import build_head  # noqa: E402
 from pipeline.core.runtime import resolve_device  # noqa: E402
 
 

@@ -13,7 +13,7 @@ from pipeline.core.paths import experiment_path, model_dir, predictions_dir, pre
 from pipeline.core.store import FeatureStore
 from pipeline.experiment.results import summary_lines
 from pipeline.heads.base import head_settings
-from pipeline.heads.probe import fusion_members, run_fusion
+from pipeline.heads.fusion.run import fusion_members, run_fusion
 from stages._cli import run_stage
 
 

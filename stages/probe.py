@@ -8,7 +8,7 @@ from pipeline.core.paths import experiment_path, model_dir, predictions_dir, pre
 from pipeline.core.store import FeatureStore
 from pipeline.experiment.results import summary_lines
 from pipeline.heads.base import head_settings
-from pipeline.heads.probe import run_probe
+from pipeline.heads.probe.run import run_probe
 from stages._cli import run_stage
 
 

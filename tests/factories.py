@@ -17,7 +17,7 @@ import pytest
 from pipeline.core.manifest import Corpus, Task, save
 from pipeline.core.segments import Segments
 from pipeline.core.store import FeatureStore, write_store
-from pipeline.heads.probe import run_probe
+from pipeline.heads.probe.run import run_probe
 from pipeline.segment.decode import segment_corpus
 from tests.data.media import write_wav
 

@@ -8,8 +8,8 @@ import pytest
 
 from pipeline.core import manifest
 from pipeline.core.errors import ConfigError
-from pipeline.heads.probe import run_fusion
-from pipeline.heads.fusion import apply_temperature, fit_temperature
+from pipeline.heads.fusion.run import run_fusion
+from pipeline.heads.fusion.heads import apply_temperature, fit_temperature
 from pipeline.core.io import read_json
 from pipeline.core.manifest import Corpus, Task
 from pipeline.report.build import build_report
@@ -71,7 +71,7 @@ def test_fusion_beats_every_member(tmp_path, member_data, cfg):
 
 
 def test_single_members_alone_stay_near_chance(tmp_path, member_data):
-    from pipeline.heads.probe import run_probe
+    from pipeline.heads.probe.run import run_probe
 
     corpus, _, stores = member_data
     res = run_probe(corpus, stores["a"], "logreg", {"C_grid": [1.0]}, model_dir=tmp_path / "m",

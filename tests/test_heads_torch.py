@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.heads.base import build_head
+from pipeline.heads.probe.base import build_head
 from pipeline.core.manifest import Task
 from tests.factories import FEATURE_CLASSES as CLASSES, feature_corpus as synthetic, run_head
 

@@ -50,7 +50,28 @@ def test_closures_follow_function_level_imports_and_registries():
     assert "pipeline/core/segments.py" in embed and "pipeline/__init__.py" in embed
     assert not any(p.startswith(("pipeline/heads/", "pipeline/corpora/", "pipeline/report/")) for p in embed)
     probe = {p.relative_to(ROOT).as_posix() for p in import_closure("stages.probe")}
-    assert "pipeline/heads/torch_heads.py" in probe and not any(p.startswith("pipeline/features/") for p in probe)
+    assert "pipeline/heads/probe/torch_heads.py" in probe and not any(p.startswith("pipeline/features/") for p in probe)
+
+
+# Each head family's stages run (and depend on) that family only: a probe edit never retrains an LLM.
+FAMILY_STAGES = {
+    "stages.probe": {"probe"},
+    "stages.fuse": {"probe", "fusion"},
+    "stages.finetune": {"finetune"},
+    "stages.audio_llm_align": {"audio_llm"},
+    "stages.audio_llm_instruct": {"audio_llm"},
+    "stages.audio_llm_eval": {"audio_llm"},
+}
+
+
+@pytest.mark.parametrize("module", sorted(FAMILY_STAGES))
+def test_a_head_stage_runs_its_own_family_only(module):
+    closure = [p.relative_to(ROOT).parts for p in import_closure(module)]
+    families = {parts[2] for parts in closure if parts[:2] == ("pipeline", "heads") and len(parts) > 3}
+    assert families == FAMILY_STAGES[module]
+    # ... and its deps say the same: no folder above the family packages
+    stage = next(s for s in DVC.values() if s["cmd"].startswith(f"python -m {module} "))
+    assert "pipeline/heads" not in stage["deps"] and "pipeline" not in stage["deps"]
 
 
 def test_a_backbones_code_version_covers_its_own_closure_only():
@@ -86,6 +107,32 @@ ALLOWED = {
     "heads": {"core", "experiment", "heads"},
     "report": {"core", "experiment", "report"},
 }
+
+
+# Within heads/: families import the shared base, and fusion the probes it wraps; nothing else.
+HEAD_FAMILIES_ALLOWED = {
+    "probe": {"probe"},
+    "fusion": {"fusion", "probe"},
+    "finetune": {"finetune"},
+    "audio_llm": {"audio_llm"},
+}
+
+
+@pytest.mark.parametrize("family", sorted(HEAD_FAMILIES_ALLOWED))
+def test_head_families_import_only_the_base_and_what_they_wrap(family):
+    import ast
+
+    bad = []
+    for path in sorted((ROOT / "pipeline" / "heads" / family).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
+            for name in names:
+                parts = name.split(".")
+                if parts[:2] == ["pipeline", "heads"] and len(parts) > 2 and parts[2] != "base" \
+                        and parts[2] not in HEAD_FAMILIES_ALLOWED[family]:
+                    bad.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert not bad, bad
 
 
 @pytest.mark.parametrize("package", sorted(ALLOWED))

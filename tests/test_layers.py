@@ -11,7 +11,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from pipeline.core.errors import ConfigError
-from pipeline.heads.batched_logreg import balanced_weights, fit_grid, layer_sweep, predict_grid, standardise_layers
+from pipeline.heads.probe.batched_logreg import balanced_weights, fit_grid, layer_sweep, predict_grid, standardise_layers
 from pipeline.experiment.results import leaderboard_rows
 from pipeline.report.layers import plot_layer_scores
 from tests.factories import feature_corpus as synthetic, run_head

@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from pipeline.heads.base import build_head
+from pipeline.heads.probe.base import build_head
 from pipeline.core.manifest import Task
 from pipeline.experiment.results import leaderboard_rows
 from pipeline.core.store import FeatureStore, write_store

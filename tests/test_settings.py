@@ -71,7 +71,7 @@ def test_a_typo_or_bad_value_is_one_line_naming_it(section, change, message):
 
 def test_defaults_live_in_the_schema_only():
     from pipeline.heads.base import head_settings
-    from pipeline.heads.logreg import DEFAULT_C_GRID
+    from pipeline.heads.probe.logreg import DEFAULT_C_GRID
 
     assert head_settings("logreg", {}).C_grid == DEFAULT_C_GRID == PARAMS["heads"]["logreg"]["C_grid"]
     assert head_settings("mlp", {}).hidden == 256 and head_settings("linear", {}).hidden == 0

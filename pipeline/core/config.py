@@ -14,11 +14,9 @@ import yaml
 from pydantic import Field
 
 from pipeline.core.errors import ConfigError
-from pipeline.core.settings import Settings, parse
+from pipeline.core.settings import PARAMS_FILE, Settings, parse
 
-DEFAULT_PARAMS = Path("params.yaml")
-
-
+DEFAULT_PARAMS = Path(PARAMS_FILE)
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
@@ -50,6 +48,16 @@ class RunItem(Settings):
 
     head: str
     backbone: str
+
+
+def split_members(backbone: str, where: str, expected: str, at_least: int = 1, at_most: int | None = None,
+                  error: type[Exception] = ConfigError) -> list[str]:
+    """The backbones a run item's ``backbone`` joins with '+' (``egemaps+minilm+fer``): non-empty,
+    distinct and ``at_least``..``at_most`` of them, or ``error`` naming ``where`` and ``expected``."""
+    names = str(backbone).split("+")
+    if not all(names) or len(set(names)) != len(names) or not at_least <= len(names) <= (at_most or len(names)):
+        raise error(f"{PARAMS_FILE}: {where} backbone {backbone!r}: {expected}")
+    return names
 
 
 class RunSettings(Settings):

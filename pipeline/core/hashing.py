@@ -5,7 +5,8 @@
 - :func:`import_closure`: the project files a module runs — every ``import`` in it (function-level
   ones included, resolved relative imports too), their parent packages, and, with
   ``follow_registries``, every module of a package a :class:`~pipeline.core.registry.Registry` in
-  the closure discovers at run time. ``tests/test_import_closure.py`` checks that every DVC stage's
+  the closure discovers at run time (its ``package``, or for a scoped registry the packages
+  declared with ``add_scope``). ``tests/test_import_closure.py`` checks that every DVC stage's
   ``deps`` cover its stage module's closure.
 - :func:`code_version`: the library version plus a digest of a module's closure (registries not
   followed: a backbone's result depends on its own code, not on its siblings'). The digest hashes
@@ -88,11 +89,18 @@ def _imported(path: Path) -> tuple[set[str], set[str]]:
                 base = ".".join([*anchor, *([base] if base else [])])
             found.add(base)
             found.update(f"{base}.{alias.name}" for alias in node.names)  # submodules, when they exist
-        elif isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "Registry":
+        elif isinstance(node, ast.Call) and _call_name(node) in ("Registry", "add_scope"):
+            scoped = any(k.arg == "scoped" and isinstance(k.value, ast.Constant) and k.value.value for k in node.keywords)
+            if _call_name(node) == "Registry" and scoped:
+                continue  # a scoped registry discovers only the scopes its families declare (add_scope)
             for arg in [*node.args, *(k.value for k in node.keywords)]:
                 if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and module_path(arg.value):
                     registries.add(arg.value)
     return {m for m in found if module_path(m) is not None}, registries
+
+
+def _call_name(node: ast.Call) -> str | None:
+    return getattr(node.func, "id", getattr(node.func, "attr", None))
 
 
 def _package_modules(package: str) -> set[str]:

@@ -17,7 +17,7 @@ from pipeline.core.manifest import Corpus
 from pipeline.core.registry import Registry
 from pipeline.core.settings import Settings
 
-CORPORA = Registry("corpus recipe", package="pipeline.corpora", section="corpora")
+CORPORA = Registry("corpus recipe", package="pipeline.corpora")
 
 PrepareFn = Callable[[Any, Path], Corpus]
 
@@ -40,33 +40,25 @@ def register_corpus(name: str, *, settings: type[CorpusSettings], **info: Any) -
     return CORPORA.register(name, settings=settings, **info)
 
 
-def recipe_name(name: str, cfg: Any) -> str:
-    recipe = cfg.get("recipe") if isinstance(cfg, dict) else getattr(cfg, "recipe", None)
-    return recipe or name
-
-
 def corpus_settings(name: str, cfg: Any) -> CorpusSettings:
     """Validate ``corpora.<name>`` with its recipe's schema."""
-    entry = CORPORA.get(recipe_name(name, cfg), where=f"corpora.{name}.recipe")
-    if isinstance(cfg, entry.settings):
-        return cfg
-    return CORPORA.settings(entry.name, cfg, f"corpora.{name}")
+    return CORPORA.resolve(f"corpora.{name}", cfg, "recipe", default=name)[1]
 
 
 def prepare_corpus(name: str, cfg: Any, out_dir: str | Path) -> Corpus:
     """Run corpus ``name``'s recipe (validated options ``cfg``) into ``out_dir``; the corpus is named ``name``."""
-    settings = corpus_settings(name, cfg)
-    corpus = CORPORA.get(recipe_name(name, settings)).target(settings, Path(out_dir))
+    entry, settings = CORPORA.resolve(f"corpora.{name}", cfg, "recipe", default=name)
+    corpus = entry.target(settings, Path(out_dir))
     corpus.name = name
     return corpus
 
 
 def get_recipe(name: str) -> Callable[[Any, Path], Corpus]:
-    """Recipe ``name`` as a callable ``(options, out_dir) -> Corpus`` that validates a dict of options first."""
-    entry = CORPORA.get(name)
+    """Recipe ``name`` as ``(options, out_dir) -> Corpus`` (tests, notebooks): options validated first;
+    the corpus keeps the name its recipe gives it."""
 
-    def prepare(cfg: Any, out_dir: Path) -> Corpus:
-        settings = cfg if isinstance(cfg, entry.settings) else CORPORA.settings(name, cfg, f"corpora.{name}")
+    def prepare(cfg: Any, out_dir: str | Path) -> Corpus:
+        entry, settings = CORPORA.resolve(f"corpora.{name}", cfg, "recipe", default=name)
         return entry.target(settings, Path(out_dir))
 
     return prepare

@@ -1,10 +1,12 @@
 """Heads: what trains on features or segments, one registry (:mod:`pipeline.heads.base`) for all.
 
-``base`` (registry, shared settings, :func:`~pipeline.heads.base.build_head`), probe heads
-(``logreg``, ``ridge``, ``torch_heads``: ``linear``/``mlp``, ``batched_logreg``, ``layers``), fusion
-heads (``fusion``), the feature-head driver (``probe``: probes and fusion through the experiment
-runner), ``finetune/`` (LoRA / full fine-tuning) and ``audio_llm/`` (the two-stage Audio-LLM).
+``base`` (the scoped head registry and the settings every head shares) and one package per head
+family — ``probe/`` (probe heads and the probe runner), ``fusion/`` (fusion heads over several
+stores; wraps probe heads), ``finetune/`` (LoRA / full fine-tuning) and ``audio_llm/`` (the
+two-stage Audio-LLM). A stage imports its own family only, so its DVC deps are
+``heads/__init__.py``, ``heads/base.py`` and that family's folder.
 
-May import: :mod:`pipeline.core` and :mod:`pipeline.experiment`. Used by the probe, fuse, finetune
-and audio_llm stages.
+May import: :mod:`pipeline.core` and :mod:`pipeline.experiment`; a family imports ``base`` and the
+families it wraps (fusion → probe), never a sibling otherwise. Used by the probe, fuse, finetune and
+audio_llm stages.
 """

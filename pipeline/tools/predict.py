@@ -45,7 +45,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from pipeline.core.audio import SAMPLE_RATE
-from pipeline.core.config import load_params
+from pipeline.core.config import load_params, section
 from pipeline.core.errors import AffectBenchError
 from pipeline.core.media import decode_audio, decode_frames
 
@@ -126,7 +126,7 @@ def embed_file(backbone: str, params: dict[str, Any], file: Path, text: str | No
         from pipeline.core.settings import parse
         from pipeline.segment.decode import SegmentSettings
 
-        seg = parse(SegmentSettings, params.get("segment"), "segment")
+        seg = parse(SegmentSettings, section(params, "segment"), "segment")
         item = decode_frames(file, seg.fps, seg.frame_size)
     else:
         item = decode_audio(file, SAMPLE_RATE)
@@ -136,9 +136,10 @@ def embed_file(backbone: str, params: dict[str, Any], file: Path, text: str | No
 def predict_probe(paths: list[Path], pooled: np.ndarray, head: str, params: dict[str, Any]) -> dict[str, Any]:
     import joblib
 
+    import pipeline.heads.probe  # noqa: F401 - declares the probe heads' registry scope
     from pipeline.heads.base import head_settings
 
-    settings = head_settings(head, params.get("heads", {}).get(head, {}))
+    settings = head_settings(head, section(params, "heads", head), family="probe")
     if settings.speaker_norm:
         raise PredictError(f"heads.{head} uses per-speaker normalisation; a single file has no speaker statistics")
     x = pooled

@@ -12,17 +12,26 @@ import argparse
 import sys
 from typing import Any
 
-from pipeline.core.config import load_params, run_settings
+from pipeline.core.config import load_params, run_settings, section, split_members
 from pipeline.core.errors import AffectBenchError, ConfigError
 from pipeline.core.settings import parse
 from pipeline.corpora.base import corpus_settings
 from pipeline.features.backbones.base import backbone_settings
 from pipeline.features.embed.engine import EmbedSettings
+from pipeline.heads.audio_llm.plan import members as audio_llm_members
+from pipeline.heads import audio_llm, finetune, fusion, probe  # noqa: F401 - every head family's scope
 from pipeline.heads.base import head_family, head_settings
+from pipeline.heads.fusion.run import fusion_members
 from pipeline.segment.decode import SegmentSettings
 from pipeline.transcribe.asr import TranscriptsSettings
 
 SECTIONS = ("run", "corpora", "segment", "transcripts", "embed", "backbones", "heads")
+# How each run list's ``backbone`` names its stores (the family's stage checks the same).
+MEMBERS = {
+    "fusion": lambda backbone, where: fusion_members(backbone),
+    "finetune": lambda backbone, where: split_members(backbone, where, "fine-tunes one backbone", at_most=1),
+    "audio_llm": lambda backbone, where: list(audio_llm_members(backbone).values()),
+}
 
 
 def _mapping(params: dict[str, Any], key: str) -> dict[str, Any]:
@@ -41,8 +50,8 @@ def validate_params(params: dict[str, Any]) -> str:
     corpora, backbones, heads = _mapping(params, "corpora"), _mapping(params, "backbones"), _mapping(params, "heads")
     for name, cfg in corpora.items():
         corpus_settings(name, cfg)
-    parse(SegmentSettings, params.get("segment"), "segment")
-    parse(TranscriptsSettings, params.get("transcripts"), "transcripts")
+    parse(SegmentSettings, section(params, "segment"), "segment")  # required, as by their stages
+    parse(TranscriptsSettings, section(params, "transcripts"), "transcripts")
     parse(EmbedSettings, params.get("embed"), "embed")
     for name, cfg in backbones.items():
         backbone_settings(name, cfg)
@@ -65,7 +74,7 @@ def validate_params(params: dict[str, Any]) -> str:
             need([item.head], heads, where, "heads")
             if head_family(item.head, heads[item.head]) != family:
                 head_settings(item.head, heads[item.head], family=family)  # raises, naming the right run list
-            need(item.backbone.split("+"), backbones, where, "backbones")
+            need(MEMBERS[family](item.backbone, where), backbones, where, "backbones")
     return (f"{len(corpora)} corpora, {len(backbones)} backbones, {len(heads)} heads, "
             f"{len(run.experiments())} experiments per corpus")
 

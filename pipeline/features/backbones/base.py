@@ -14,11 +14,11 @@ from typing import Any, Callable, ClassVar, Literal, Sequence
 import numpy as np
 from pydantic import Field
 
-from pipeline.core.errors import BackboneError, ConfigError
+from pipeline.core.errors import BackboneError
 from pipeline.core.registry import Registry
 from pipeline.core.settings import Settings
 
-BACKBONES = Registry("backbone type", package="pipeline.features.backbones", section="backbones")
+BACKBONES = Registry("backbone type", package="pipeline.features.backbones")
 
 Pooling = Literal["mean", "mean+std", "max"]
 Device = Literal["auto", "cpu", "cuda"]
@@ -112,10 +112,7 @@ def backbone_settings(name: str, cfg: Any) -> BackboneSettings:
     """Validate ``backbones.<name>`` with the schema of its ``type``."""
     if isinstance(cfg, BackboneSettings):
         return cfg
-    if not isinstance(cfg, dict) or not cfg.get("type"):
-        raise ConfigError(f"params.yaml: backbones.{name}: missing 'type' (one of {', '.join(BACKBONES.names())})")
-    BACKBONES.get(cfg["type"], where=f"backbones.{name}.type")
-    return BACKBONES.settings(cfg["type"], cfg, f"backbones.{name}")
+    return BACKBONES.resolve(f"backbones.{name}", cfg, "type")[1]
 
 
 def backbone_class(type_name: str) -> type[Backbone]:

@@ -16,9 +16,14 @@ Qwen2.5 chat prompt (settings: ``heads.<name>`` with ``type: audio_llm``, see :m
 Modules: ``settings``, ``plan`` (rows, folds, paths; registers the head type), ``data`` (examples,
 frame bank), ``model`` (projector, Audio-LLM), ``parse`` (answer words and parsing), ``train``,
 ``evaluate``.
+
+May import: :mod:`pipeline.core`, :mod:`pipeline.experiment`, :mod:`pipeline.heads.base`.
 """
 
 from pipeline.core.errors import HeadError
+from pipeline.heads.base import HEADS
+
+HEADS.add_scope("pipeline.heads.audio_llm")
 
 
 class AudioLLMError(HeadError):

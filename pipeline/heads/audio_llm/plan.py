@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline.core.config import split_members
 from pipeline.core.errors import BackboneError
 from pipeline.core.manifest import Corpus, Task
 from pipeline.core.paths import model_dir, store_path
@@ -46,12 +47,8 @@ def audio_llm_settings(cfg: Any, head: str = "audio_llm") -> AudioLLMSettings:
 
 def members(backbone: str) -> dict[str, str]:
     """Token group → feature store of a run item's ``backbone`` (``egemaps`` or ``egemaps+fer``)."""
-    names = [b for b in str(backbone).split("+")]
-    if not all(names) or len(names) > len(GROUPS) or len(set(names)) != len(names):
-        raise AudioLLMError(
-            f"params.yaml: run.audio_llm backbone {backbone!r}: name the audio store with frame features, "
-            f"optionally '+' a video store (e.g. egemaps+fer)"
-        )
+    names = split_members(backbone, "run.audio_llm", "name the audio store with frame features, optionally "
+                          "'+' a video store (e.g. egemaps+fer)", at_most=len(GROUPS), error=AudioLLMError)
     return dict(zip(GROUPS, names))
 
 

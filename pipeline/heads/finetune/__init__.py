@@ -19,4 +19,10 @@ id already in the local cache; never downloaded).
 Modules: ``settings``, ``augment`` (audiomentations, training only), ``data`` (examples, AST
 normalisation), ``model`` (build, save, load, predict), ``trainer`` (one model with the
 transformers Trainer and DVCLive), ``learner`` (the experiment: folds, scoring, outputs).
+
+May import: :mod:`pipeline.core`, :mod:`pipeline.experiment`, :mod:`pipeline.heads.base`.
 """
+
+from pipeline.heads.base import HEADS
+
+HEADS.add_scope("pipeline.heads.finetune")

@@ -1,13 +1,13 @@
 """Logistic-regression probe: standardise, class-balanced multinomial logistic regression.
 
-For regression tasks the same head is ridge regression (:class:`~pipeline.heads.ridge.RidgeHead`,
+For regression tasks the same head is ridge regression (:class:`~pipeline.heads.probe.ridge.RidgeHead`,
 ``alpha`` from ``alpha_grid`` chosen by dev CCC).
 
 ``C`` is chosen from ``C_grid`` by dev UAR (ties go to the smaller, more regularised C); the model
 is then the one trained on the training split with that C. Test data never enter the selection.
 
 With ``layer: best`` the head also provides ``layer_scores``: every (layer, C) pair scored on dev in
-one batched solve (:mod:`pipeline.heads.batched_logreg`, same objective), after which only the
+one batched solve (:mod:`pipeline.heads.probe.batched_logreg`, same objective), after which only the
 winning (layer, C) is refitted here with scikit-learn, the reference implementation. ``sweep: sklearn``
 does the layer sweep with scikit-learn fits instead; ``device`` (auto | cpu | cuda) and ``threads``
 (auto | n CPU threads) apply to the batched sweep. ``standardize: false`` skips the scaler (for
@@ -29,7 +29,8 @@ from sklearn.metrics import balanced_accuracy_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from pipeline.heads.base import ClassWeightSettings, FeatureHeadSettings, Head, register_head
+from pipeline.heads.base import ClassWeightSettings, register_head
+from pipeline.heads.probe.base import FeatureHeadSettings, Head
 
 DEFAULT_C_GRID = [0.001, 0.01, 0.1, 1.0, 10.0]
 DEFAULT_ALPHA_GRID = [0.1, 1.0, 10.0, 100.0, 1000.0]
@@ -51,7 +52,7 @@ class LogRegHead(Head):
     @classmethod
     def make(cls, settings: LogRegSettings, task_type: str = "classification", **extra: Any):
         if task_type == "regression":
-            from pipeline.heads.ridge import RidgeHead, RidgeSettings
+            from pipeline.heads.probe.ridge import RidgeHead, RidgeSettings
 
             fields = set(RidgeSettings.model_fields) - {"type"}
             return RidgeHead(RidgeSettings(**settings.model_dump(include=fields)), task_type)
@@ -94,7 +95,7 @@ class LogRegHead(Head):
         """Best dev UAR over the C grid for every layer of [N, L, D] features (None: sweep with sklearn)."""
         if self.sweep == "sklearn":
             return None
-        from pipeline.heads.batched_logreg import layer_sweep
+        from pipeline.heads.probe.batched_logreg import layer_sweep
 
         out = layer_sweep(
             X_train, np.asarray(y_train), X_dev, np.asarray(y_dev), self.grid,

@@ -41,8 +41,9 @@ from tqdm import tqdm
 
 from pipeline.core.errors import ConfigError
 from pipeline.core.runtime import choose_threads, cpu_threads, resolve_device
-from pipeline.heads.base import ClassWeightSettings, FeatureHeadSettings, Head, register_head
-from pipeline.heads.layers import best_index
+from pipeline.heads.base import ClassWeightSettings, register_head
+from pipeline.heads.probe.base import FeatureHeadSettings, Head
+from pipeline.heads.probe.layers import best_index
 
 
 class TorchHeadSettings(FeatureHeadSettings, ClassWeightSettings):

@@ -18,8 +18,9 @@ from sklearn.preprocessing import StandardScaler
 
 from pipeline.core.errors import ConfigError
 from pipeline.core.metrics import ccc
-from pipeline.heads.base import FeatureHeadSettings, Head, register_head
-from pipeline.heads.logreg import DEFAULT_ALPHA_GRID
+from pipeline.heads.base import register_head
+from pipeline.heads.probe.base import FeatureHeadSettings, Head
+from pipeline.heads.probe.logreg import DEFAULT_ALPHA_GRID
 
 
 class RidgeSettings(FeatureHeadSettings):

@@ -1,7 +1,7 @@
 """Fusion heads: one model over several backbones' pooled features (``heads.<name>.type``).
 
 The members are the backbones named by the run item (``run.fusions: [{head: fusion_concat,
-backbone: egemaps+minilm+fer}]``). The fusion driver (:mod:`pipeline.heads.probe`) hands a head the
+backbone: egemaps+minilm+fer}]``). The fusion driver (:mod:`pipeline.heads.fusion.run`) hands a head the
 members' features side by side, ``X = [member 1 | member 2 | ...]``, with ``member_dims``
 (``[[name, dim], ...]``, in that order) so it can split them again. Every head sees train and dev only.
 
@@ -36,8 +36,9 @@ from scipy.optimize import minimize_scalar
 from torch import nn
 
 from pipeline.core.errors import ConfigError
-from pipeline.heads.base import HEADS, FeatureHeadSettings, Head, build_head, head_settings, register_head
-from pipeline.heads.torch_heads import BatchedLinear, TorchHead, TorchHeadSettings, generators
+from pipeline.heads.base import HEADS, head_settings, register_head
+from pipeline.heads.probe.base import FeatureHeadSettings, Head, build_head
+from pipeline.heads.probe.torch_heads import BatchedLinear, TorchHead, TorchHeadSettings, generators
 
 MemberLayer = Literal["last"] | int
 
@@ -45,7 +46,7 @@ MemberLayer = Literal["last"] | int
 def member_slices(member_dims: Any) -> list[tuple[str, slice]]:
     """``(name, columns)`` per member from ``member_dims`` (set by the fusion driver)."""
     if not member_dims:
-        raise ConfigError("fusion heads run through pipeline.heads.probe.run_fusion (the fuse stage): it sets member_dims")
+        raise ConfigError("fusion heads run through pipeline.heads.fusion.run.run_fusion (the fuse stage): it sets member_dims")
     out, start = [], 0
     for name, dim in member_dims:
         out.append((name, slice(start, start + int(dim))))
@@ -75,6 +76,9 @@ class FusionSettings(FeatureHeadSettings):
 
 class ProbeFusionSettings(FusionSettings):
     probe: Any = "logreg"  # the probe: a probe type, or {type: mlp, ...} with its options
+    # concat z-scores every member itself and late fusion's probes follow their own setting: a
+    # fusion-level `standardize: false` would do nothing, so it is refused rather than ignored
+    standardize: Literal[True] = True
 
     @field_validator("probe", mode="before")
     @classmethod
@@ -214,7 +218,7 @@ class LateFusion(_FusionBase):
 
 
 class AttentionNet(nn.Module):
-    """M attention-fusion models side by side (batched like :class:`~pipeline.heads.torch_heads.BatchedMLP`)."""
+    """M attention-fusion models side by side (batched like :class:`~pipeline.heads.probe.torch_heads.BatchedMLP`)."""
 
     def __init__(self, generators, dims: list[int], out_dim: int, hidden: int, dropout: float):
         super().__init__()
@@ -263,7 +267,7 @@ class AttentionFusion(TorchHead):
 
     def _network(self, seeds: list[int], in_dim: int, n_layers: int) -> nn.Module:
         dims = [cols.stop - cols.start for _, cols in self.members]
-        return AttentionNet(generators(seeds), dims, self.out_dim, self.hidden or 128, self.dropout)
+        return AttentionNet(generators(seeds), dims, self.out_dim, self.hidden, self.dropout)
 
     def fit(self, X_train: np.ndarray, y_train, X_dev: np.ndarray, y_dev) -> "AttentionFusion":
         super().fit(X_train, y_train, X_dev, y_dev)
