@@ -213,3 +213,18 @@ def test_ray_executor_gives_the_same_store_as_the_local_one(toy, tmp_path, tiny_
                                engine={"cache": str(tmp_path / "c_ray"), "shard_size": 8, "executor": "ray", "ray": ray_cfg})
     assert local["computed"] == distributed["computed"] == 30 and distributed["shards"] == 4
     assert_same_store(tmp_path / "local.zarr", tmp_path / "ray.zarr")
+
+
+def test_ray_workers_import_pipeline_from_this_checkout(monkeypatch):
+    import subprocess
+    import sys
+
+    from pipeline.features.embed.ray_executor import worker_pythonpath
+
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    path = worker_pythonpath()
+    # a fresh interpreter elsewhere (as a ray:// client's worker is) finds this checkout's pipeline
+    out = subprocess.run([sys.executable, "-c", "import pipeline, os; print(os.path.dirname(pipeline.__file__))"],
+                         cwd="/", env={"PYTHONPATH": path, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert Path(out.stdout.strip()) == Path(__file__).resolve().parents[1] / "pipeline"

@@ -65,6 +65,14 @@ class ShardWorker:
         return {"sid": np.asarray(batch["sid"]), "n": np.asarray(done)}
 
 
+def worker_pythonpath() -> str:
+    """PYTHONPATH for Ray workers: the checkout holding ``pipeline/`` (a shared filesystem on a cluster;
+    in client mode, ``ray://``, Ray adds no working directory, so ``import pipeline`` depends on it)."""
+    from pipeline.core.hashing import ROOT
+
+    return os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+
+
 def run_ray(name: str, settings, segments, items: Items, shards: list[Shard], cache: Cache, ray_cfg, bar) -> None:
     """Compute ``shards`` on Ray Data actors; ``settings`` is the backbone's, ``ray_cfg`` the ``embed.ray`` section."""
     import ray
@@ -74,9 +82,7 @@ def run_ray(name: str, settings, segments, items: Items, shards: list[Shard], ca
     gpus = float(ray_cfg.gpus_per_worker or 0)
     started_here = False
     if not ray.is_initialized():
-        # workers import this package from the same checkout (a shared filesystem on a cluster)
-        root = str(Path(__file__).resolve().parent.parent)
-        env = {"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}}
+        env = {"env_vars": {"PYTHONPATH": worker_pythonpath()}}
         address = ray_cfg.address
         if address:
             ray.init(address=address, runtime_env=env, log_to_driver=False)
