@@ -66,9 +66,14 @@ class TaskData:
 class Learner:
     """How a head family learns and predicts. ``fit`` sees only ``fold.train`` and ``fold.dev``."""
 
-    def fit(self, data: TaskData, fold: Fold, model_path: Path) -> dict[str, Any]:  # pragma: no cover
-        """Train (selecting on dev), save under ``model_path`` (+ the learner's suffix); return the
-        fold record's fields (``head``: the head kind, ``selection``: what dev chose and why, ...)."""
+    # Order of the (task, fold) runs: task by task (default), or fold by fold — every task of a fold
+    # before the next fold, for a learner that loads one model per fold (the Audio-LLM's evaluation).
+    fold_major = False
+
+    def fit(self, data: TaskData, fold: Fold, model_path: Path | None) -> dict[str, Any]:  # pragma: no cover
+        """Train (selecting on dev), save under ``model_path`` (+ the learner's suffix; None when the
+        experiment writes no models); return the fold record's fields (``head``: the head kind,
+        ``selection``: what dev chose and why, ...)."""
         raise NotImplementedError
 
     def predict(self, data: TaskData, fold: Fold, mask: np.ndarray) -> list[Output]:  # pragma: no cover
@@ -124,17 +129,27 @@ def run_experiment(
     plan = planner or (lambda task, r, y: plan_folds(r, y, seed, task.type == "regression"))
     caught = MetricWarnings()
     tasks_out: dict[str, Any] = {}
+    datas = []
+    for task in tasks:
+        data = task_data(rows, task)
+        data.folds = plan(task, data.rows, data.y)
+        datas.append(data)
+    runs = [(d, i) for d in datas for i in range(len(d.folds[:max_folds] if max_folds else d.folds))]
+    if learner.fold_major:
+        runs.sort(key=lambda run: run[1])  # stable: tasks keep their order within a fold
+    done: dict[str, list] = {d.task.name: [] for d in datas}
     with contextlib.ExitStack() as stack:  # a failure anywhere leaves none of the outputs behind
         mtmp = stack.enter_context(atomic_dir(model_dir)) if model_dir is not None else None
         ptmp = stack.enter_context(atomic_dir(predictions_dir))
-        for task in tasks:
-            data = task_data(rows, task)
-            data.folds = plan(task, data.rows, data.y)
-            entry, table = _run_task(data, learner, mtmp, caught, max_folds, result["head"])
+        bar = tqdm(runs, desc=result["head"], unit="fold", disable=len(runs) == 1, leave=False)
+        for data, i in bar:
+            done[data.task.name].append(_run_fold(data, data.folds[i], learner, mtmp, caught))
+        for data in datas:
+            entry, table = _task_entry(data, done[data.task.name], learner, caught)
             entry["n_unlabelled"] = int((~data.keep).sum())
             learner.finish_task(data, entry, table, ptmp)
-            table.to_csv(ptmp / f"{task.name}.csv", index=False)
-            tasks_out[task.name] = entry
+            table.to_csv(ptmp / f"{data.task.name}.csv", index=False)
+            tasks_out[data.task.name] = entry
     if caught.summary():
         print(caught.summary(), flush=True)
     result["tasks"] = tasks_out
@@ -142,41 +157,46 @@ def run_experiment(
     return result
 
 
-def _run_task(data: TaskData, learner: Learner, model_dir: Path | None, caught: MetricWarnings,
-              max_folds: int | None, head_name: str) -> tuple[dict[str, Any], pd.DataFrame]:
+def _run_fold(data: TaskData, fold: Fold, learner: Learner, model_dir: Path | None,
+              caught: MetricWarnings) -> tuple[dict[str, Any], list[pd.DataFrame]]:
+    """Fit on one fold of one task and predict its dev and test rows: (fold record, prediction frames)."""
     task, y, speakers = data.task, data.y, data.speakers
-    folds = data.folds[:max_folds] if max_folds else data.folds
-    frames, per_fold = [], []
-    bar = tqdm(folds, desc=f"{head_name}/{task.name}", unit="fold", disable=len(folds) == 1, leave=False)
-    for fold in bar:
-        name = task.name if len(data.folds) == 1 else f"{task.name}.{fold.name}"
-        record: dict[str, Any] = {"fold": fold.name, "dev_note": fold.dev_note}
-        record.update(learner.fit(data, fold, (model_dir or Path(".")) / name))
-        for split, mask in (("dev", fold.dev), ("test", fold.test)):
-            if not mask.any():
-                continue
-            per_seed, split_frames = [], []
-            for out in learner.predict(data, fold, mask):
-                with caught():
-                    metrics, frame = evaluate(task, y[mask], out.predicted, out.proba, out.classes, speakers[mask])
-                per_seed.append(headline(metrics))
-                frame.insert(0, "id", data.rows.index[mask])
-                frame.insert(1, "split", split)
-                frame.insert(2, "fold", fold.name)
-                if out.seed is not None:
-                    frame.insert(3, "seed", out.seed)
-                for column, values in out.columns.items():
-                    frame[column] = list(values)
-                if out.proba is not None:
-                    for j, c in enumerate(out.classes):
-                        frame[f"p_{c}"] = out.proba[:, j]
-                split_frames.append(frame)
-            record[split] = {**average_metrics(per_seed), **learner.split_metrics(data, pd.concat(split_frames))}
-            if len(per_seed) > 1:
-                record.setdefault("seeds", {})[split] = per_seed
-            frames += split_frames
-        per_fold.append(record)
-    table = pd.concat(frames, ignore_index=True)
+    name = task.name if len(data.folds) == 1 else f"{task.name}.{fold.name}"
+    record: dict[str, Any] = {"fold": fold.name, "dev_note": fold.dev_note}
+    record.update(learner.fit(data, fold, None if model_dir is None else model_dir / name))
+    frames = []
+    for split, mask in (("dev", fold.dev), ("test", fold.test)):
+        if not mask.any():
+            continue
+        per_seed, split_frames = [], []
+        for out in learner.predict(data, fold, mask):
+            with caught():
+                metrics, frame = evaluate(task, y[mask], out.predicted, out.proba, out.classes, speakers[mask])
+            per_seed.append(headline(metrics))
+            frame.insert(0, "id", data.rows.index[mask])
+            frame.insert(1, "split", split)
+            frame.insert(2, "fold", fold.name)
+            if out.seed is not None:
+                frame.insert(3, "seed", out.seed)
+            for column, values in out.columns.items():
+                frame[column] = list(values)
+            if out.proba is not None:
+                for j, c in enumerate(out.classes):
+                    frame[f"p_{c}"] = out.proba[:, j]
+            split_frames.append(frame)
+        record[split] = {**average_metrics(per_seed), **learner.split_metrics(data, pd.concat(split_frames))}
+        if len(per_seed) > 1:
+            record.setdefault("seeds", {})[split] = per_seed
+        frames += split_frames
+    return record, frames
+
+
+def _task_entry(data: TaskData, runs: list[tuple[dict[str, Any], list[pd.DataFrame]]], learner: Learner,
+                caught: MetricWarnings) -> tuple[dict[str, Any], pd.DataFrame]:
+    """A task's experiment entry from its fold runs: per-fold records, pooled scores, summaries."""
+    task = data.task
+    per_fold = [record for record, _ in runs]
+    table = pd.concat([frame for _, frames in runs for frame in frames], ignore_index=True)
     entry: dict[str, Any] = {"type": task.type, "unit": task.unit, "classes": task.classes, "folds": per_fold}
     for split in ("dev", "test"):
         part = table[table["split"] == split]
@@ -188,6 +208,6 @@ def _run_task(data: TaskData, learner: Learner, model_dir: Path | None, caught: 
         entry[split] = {**average_metrics(per_seed), **learner.split_metrics(data, part)}
         if len(per_seed) > 1:
             entry.setdefault("seed_summary", {})[split] = seed_summary(per_seed)
-    if len(folds) > 1:
+    if len(per_fold) > 1:
         entry["fold_summary"] = fold_summary(per_fold)
     return entry, table

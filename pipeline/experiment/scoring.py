@@ -43,13 +43,13 @@ def per_class_order(table: pd.DataFrame) -> list[str]:
     return [c[2:] for c in table.columns if c.startswith("p_")]
 
 
-def score_table(task: Task, table: pd.DataFrame, predicted: str = "predicted") -> dict[str, Any]:
-    """Full metrics of a prediction table (one fold or pooled), from its ``predicted`` column."""
+def score_table(task: Task, table: pd.DataFrame) -> dict[str, Any]:
+    """Full metrics of a prediction table (one fold or pooled): its ``predicted`` and ``p_*`` columns."""
     regression = task.type == "regression"
     classes = None if regression else per_class_order(table)
     proba = None if regression else table[[f"p_{c}" for c in classes]].to_numpy()
     actual = table["actual"].to_numpy(float if regression else object)
-    return evaluate(task, actual, table[predicted].to_numpy(), proba, classes, table["speaker"].to_numpy())[0]
+    return evaluate(task, actual, table["predicted"].to_numpy(), proba, classes, table["speaker"].to_numpy())[0]
 
 
 def average_metrics(per_seed: list[dict]) -> dict:

@@ -94,7 +94,10 @@ def score(task: Task, frame: pd.DataFrame, pred_col: str = "predicted") -> dict[
 
 class AudioLLMLearner(Learner):
     """Evaluation of the merged models: ``fit`` loads a fold's model (trained by the instruct stage),
-    ``predict`` answers in every language; the first language is the headline."""
+    ``predict`` answers in every language; the first language is the headline. Fold-major: every
+    task of a fold is answered by one load of that fold's model."""
+
+    fold_major = True
 
     def __init__(self, plan: Plan, model_root: Path):
         self.plan, self.model_root = plan, Path(model_root)
@@ -103,7 +106,7 @@ class AudioLLMLearner(Learner):
         self.device, self.dtype = runtime(plan.settings)
         self.loaded: tuple[str, AudioLLM, dict[str, Any]] | None = None  # one fold's model at a time
 
-    def fit(self, data: TaskData, fold: Fold, model_path: Path) -> dict[str, Any]:
+    def fit(self, data: TaskData, fold: Fold, model_path: Path | None) -> dict[str, Any]:
         if self.loaded is None or self.loaded[0] != fold.name:
             src = fold_dir(self.model_root, fold, len(self.plan.folds))
             if not (src / "merged").is_dir():
@@ -134,14 +137,15 @@ class AudioLLMLearner(Learner):
         return unparsed(table)
 
     def finish_task(self, data: TaskData, entry: dict[str, Any], table: pd.DataFrame, out_dir: Path) -> None:
-        entry.update(eval_language=self.langs[0], languages={}, layer="", norm="global")
+        super().finish_task(data, entry, table, out_dir)
+        entry.update(eval_language=self.langs[0], languages={})
         for k, lang in enumerate(self.langs):
-            col = "predicted" if k == 0 else f"predicted_{lang}"
             for split in ("dev", "test"):
                 part = table[table["split"] == split]
                 if part.empty:
                     continue
-                metrics = score(data.task, part, col)
+                # the headline language is what the runner scored (entry[split]); the others, their own columns
+                metrics = entry[split] if k == 0 else score(data.task, part, f"predicted_{lang}")
                 entry["languages"].setdefault(lang, {})[split] = {**headline(metrics), "unparsed": metrics["unparsed"]}
 
 

@@ -58,7 +58,8 @@ class FinetuneLearner(Learner):
         return [Output(pred, proba, None if proba is None else list(data.task.classes))]
 
     def finish_task(self, data: TaskData, entry: dict[str, Any], table: pd.DataFrame, out_dir: Path) -> None:
-        entry.update(folds_run=self.s.folds, n_folds_planned=len(data.folds), layer="", norm="global")
+        super().finish_task(data, entry, table, out_dir)
+        entry.update(folds_run=self.s.folds, n_folds_planned=len(data.folds))
 
 
 def run_finetune(
