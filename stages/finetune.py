@@ -22,13 +22,16 @@ from stages._cli import run_stage
 
 def main(args, params) -> None:
     settings = head_settings(args.head, section(params, "heads", args.head), family="finetune")
+    # the encoder's backbone section is validated by the validate stage; importing the backbone
+    # registry here would make every backbone module a dependency of fine-tuning
+    backbone_source = section(params, "backbones", args.backbone).get("source")
     result = run_finetune(
         manifest.load(prepared_dir(args.corpus)),
         Segments(segments_path(args.corpus)),
         args.head,
         settings,
         backbone=args.backbone,
-        source=resolve_encoder(params, args.head, settings, args.backbone),
+        source=resolve_encoder(args.head, settings, args.backbone, backbone_source),
         model_dir=model_dir(args.corpus, args.backbone, args.head),
         metrics_path=experiment_path(args.corpus, args.backbone, args.head),
         predictions_dir=predictions_dir(args.corpus, args.backbone, args.head),

@@ -14,15 +14,7 @@ from stages._cli import run_stage
 def main(args, params) -> None:
     s = parse(SegmentSettings, section(params, "segment"), "segment")
     corpus = manifest.load(prepared_dir(args.corpus))
-    skipped = segment_corpus(
-        corpus,
-        segments_path(args.corpus),
-        sample_rate=s.sample_rate,
-        fps=s.fps,
-        frame_size=s.frame_size,
-        on_bad_media=s.on_bad_media,
-        workers=s.workers,
-    )
+    skipped = segment_corpus(corpus, segments_path(args.corpus), s)
     write_json(segment_report(args.corpus), {"corpus": args.corpus, "skipped": skipped})
     n = len(corpus.manifest)
     print(f"segmented {args.corpus}: {n - len(skipped)}/{n} utterances" + (f", skipped {len(skipped)} (see metrics/skipped.json)" if skipped else ""))

@@ -8,38 +8,22 @@ SenseVoice) transcribe only the utterances whose text is empty. Writes
 
 from __future__ import annotations
 
-import pandas as pd
-
 from pipeline.core import manifest
 from pipeline.core.config import section
 from pipeline.core.io import atomic_file, write_json
 from pipeline.core.paths import prepared_dir, segments_path, transcripts_path, transcripts_report
-from pipeline.core.segments import Segments
 from pipeline.core.settings import parse
-from pipeline.transcribe.asr import TranscriptsSettings
+from pipeline.transcribe.asr import TranscriptsSettings, transcripts_table
 from stages._cli import run_stage
 
 
 def main(args, params) -> None:
     cfg = parse(TranscriptsSettings, section(params, "transcripts"), "transcripts")
-    corpus = manifest.load(prepared_dir(args.corpus))
-    original = corpus.manifest["text"].fillna("").astype(str)
-    if cfg.backend == "none":
-        report = {"backend": "none", "n_rows": len(original), "n_missing": int((original.str.strip() == "").sum()), "n_filled": 0}
-        texts = original
-    else:
-        from pipeline.transcribe.asr import fill_missing_transcripts  # loads models only when asked
-
-        filled, report = fill_missing_transcripts(corpus, Segments(segments_path(args.corpus)), cfg)
-        texts = filled.manifest["text"].fillna("").astype(str)
-    table = pd.DataFrame(
-        {"id": corpus.manifest["id"], "text": texts, "source": ["corpus" if t.strip() else "asr" for t in original]}
-    )
-    table.loc[texts.str.strip() == "", "source"] = "none"
+    table, report = transcripts_table(manifest.load(prepared_dir(args.corpus)), segments_path(args.corpus), cfg)
     with atomic_file(transcripts_path(args.corpus), "wb") as f:
         table.to_parquet(f, index=False)
     write_json(transcripts_report(args.corpus), {"corpus": args.corpus, **report})
-    print(f"transcripts {args.corpus}: {report.get('n_filled', 0)} filled, {report.get('n_missing', 0)} were missing")
+    print(f"transcripts {args.corpus}: {report['n_filled']} filled, {report['n_missing']} were missing")
 
 
 if __name__ == "__main__":

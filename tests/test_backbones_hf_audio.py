@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.core.errors import BackboneError
 from pipeline.features.backbones.base import build_backbone
-from pipeline.core.audio import even_windows as split_windows, group_by_seconds
+from pipeline.core.audio import even_windows, group_by_seconds
 from pipeline.core.media import decode_audio
 from tests.conftest import EMODB, needs_emodb
 
@@ -146,12 +146,12 @@ def _assert_batched_equals_single(path, inputs, **cfg):
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def test_split_windows_covers_everything_in_near_equal_aligned_parts():
+def test_even_windows_covers_everything_in_near_equal_aligned_parts():
     audio = np.arange(1000, dtype=np.float32)
-    parts = split_windows(audio, window=300, align=20)
+    parts = even_windows(audio, window=300, align=20)
     assert len(parts) == 4 and all(len(p) <= 300 and len(p) % 20 == 0 for p in parts[:-1])
     np.testing.assert_array_equal(np.concatenate(parts), audio)
-    assert split_windows(audio, window=1000)[0] is audio
+    assert even_windows(audio, window=1000)[0] is audio
 
 
 def test_group_by_seconds_respects_padded_budget():
@@ -182,6 +182,12 @@ def test_ssl_models_that_padding_would_change_run_per_item(ssl_dirs, name, reaso
     path, config = ssl_dirs[name]
     calls, bb = _assert_batched_equals_single(path, _noise(3000, 8000, 5000))
     assert calls == [1, 1, 1] and reason in bb.describe()["batching"]
+
+
+def test_ast_only_settings_on_another_family_are_an_error(ssl_dirs):
+    path, _ = ssl_dirs["hubert_zh_large"]
+    with pytest.raises(BackboneError, match=r"backbones\.h: mean, std apply to AST checkpoints only"):
+        build_backbone("h", {"type": "hf_audio", "source": str(path), "mean": -4.0, "std": 4.0})
 
 
 def test_ssl_pads_inputs_shorter_than_the_receptive_field(ssl_dirs):

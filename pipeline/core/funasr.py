@@ -24,7 +24,8 @@ def local_funasr_dir(name: str, source: str, *, what: str = "funasr model", erro
     Accepted: a local directory, ``package:<module>``, or a hub id already in the local Hugging Face
     cache (``emotion2vec/emotion2vec_plus_large``) — as :func:`resolve_source`, which never downloads.
     ``name`` is the params key shown in messages (e.g. ``backbones.e2v``), ``error`` the exception
-    class raised (BackboneError here, TranscribeError in transcribe.py).
+    class raised (BackboneError for the emotion2vec backbone, TranscribeError in
+    :mod:`pipeline.transcribe.asr`).
     """
     if not source:
         raise error(f"{name}: 'source' is required (a local {what} directory)")

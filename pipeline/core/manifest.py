@@ -16,7 +16,6 @@ manifest in ``corpus.json``.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,6 @@ from pipeline.core.io import atomic_file, read_json, write_json
 
 REQUIRED_COLUMNS = ["id", "speaker", "split", "audio", "video", "text"]
 SPLITS = ("train", "dev", "test")
-
-
 
 
 @dataclass
@@ -166,6 +163,3 @@ def load(prepared_dir: str | Path) -> Corpus:
         info=meta.get("info", {}),
     )
 
-
-def media_exists(path: str) -> bool:
-    return bool(path) and os.path.exists(path)

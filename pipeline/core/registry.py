@@ -1,7 +1,7 @@
 """One registry mechanism for corpus recipes, backbone types and head types.
 
 An entry is registered with a decorator that also names its settings schema and a few facts for
-``affectbench list`` and the README tables::
+``python -m pipeline.tools.catalog`` and the README tables::
 
     BACKBONES = Registry("backbone type", package="pipeline.features.backbones")
 

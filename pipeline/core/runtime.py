@@ -13,12 +13,13 @@ import importlib
 import json
 import re
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal
 
 from pipeline.core.errors import BackboneError
 
-DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# The device and precision options of every settings schema that runs a model.
+Device = Literal["auto", "cpu", "cuda"]  # auto: cuda when a GPU is visible
+Precision = Literal["auto", "fp32", "bf16", "fp16"]  # auto: bf16 on CUDA, fp32 on CPU
 
 
 def resolve_device(device: str | None = "auto") -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from pipeline.core.errors import StoreError
 from pipeline.core.zarrio import read_strings
 
 
@@ -23,7 +24,7 @@ class Segments:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         if not (self.path / "zarr.json").exists():
-            raise FileNotFoundError(f"{self.path}: segments store not found; run the segment stage")
+            raise StoreError(f"{self.path}: segments store not found; run the segment stage")
         self.group = zarr.open_group(str(self.path), mode="r")
         self.ids = read_strings(self.group["ids"])
         self.index = {uid: i for i, uid in enumerate(self.ids)}
@@ -52,14 +53,8 @@ class Segments:
         """Content keys of every item's audio (or frames, for ``video``), in store order."""
         name = "frames_key" if modality == "video" else "audio_key"
         if name not in self.group:
-            raise FileNotFoundError(f"{self.path}: no {name} array (written by an older version); rerun the segment stage")
+            raise StoreError(f"{self.path}: no {name} array (written by an older version); rerun the segment stage")
         return read_strings(self.group[name])
-
-    def params(self, modality: str) -> str:
-        attrs = self.group.attrs
-        if modality == "video":
-            return f"fps={attrs['fps']},size={attrs['frame_size']}"
-        return f"sr={attrs['sample_rate']}"
 
     def duration(self, uid: str) -> float:
         i = self.index[uid]

@@ -68,7 +68,6 @@ SPLITS = {
 TEST_PREFIX = "final_videos_test"
 # latin-1 decodes any byte string, so it is the last resort that always succeeds.
 ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")
-PROTOCOLS = ("official",)
 
 
 def find_release(root: Path) -> Path:

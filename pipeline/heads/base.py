@@ -33,7 +33,6 @@ from pipeline.core.settings import Settings
 HEADS = Registry("head type", package="pipeline.heads", scoped=True)
 FAMILIES = ("probe", "fusion", "finetune", "audio_llm")
 RUN_LISTS = {"probe": "heads", "fusion": "fusions", "finetune": "finetune", "audio_llm": "audio_llm"}
-Device = Literal["auto", "cpu", "cuda"]
 
 
 class HeadSettings(Settings):
@@ -63,8 +62,8 @@ def register_head(kind: str, *, settings: type[HeadSettings], family: str, **inf
         raise ValueError(f"family must be one of {FAMILIES}")
 
     def deco(target: Any) -> Any:
-        if isinstance(target, type):
-            target.kind = kind
+        if family in ("probe", "fusion"):  # feature heads are built per type and say which (``kind``);
+            target.kind = kind  # finetune and audio_llm register one learner for several types
         return HEADS.register(kind, settings=settings, family=family, **info)(target)
 
     return deco

@@ -24,11 +24,8 @@ from pipeline.core.hashing import content_key
 from pipeline.core.io import atomic_dir
 from pipeline.core.manifest import Corpus
 from pipeline.core.media import MediaError, decode_audio, decode_frames, probe_streams
-from pipeline.core.settings import Settings
+from pipeline.core.settings import Settings, parse
 from pipeline.core.zarrio import ArrayAppender, offsets_from_lengths, write_array, write_strings
-
-ON_BAD_MEDIA = ("error", "skip")
-
 
 class SegmentSettings(Settings):
     """The ``segment`` section: how media become model inputs."""
@@ -63,25 +60,19 @@ def _decode_one(uid, audio_path, video_path, start, end, sr: int, fps: float, si
         return Decoded(uid, error=err)
 
 
-def segment_corpus(
-    corpus: Corpus,
-    out_path: str | Path,
-    *,
-    sample_rate: int = SAMPLE_RATE,
-    fps: float = 2.0,
-    frame_size: int = 96,
-    on_bad_media: str = "error",
-    workers: int = 2,
-) -> list[dict]:
+def segment_corpus(corpus: Corpus, out_path: str | Path, settings: SegmentSettings | None = None,
+                   **options) -> list[dict]:
     """Decode every utterance of ``corpus`` into ``out_path``; return the skipped-file report.
+
+    ``settings`` is the validated ``segment`` section, or ``options`` are its keys (``fps=0``).
 
     Streaming: decoded items are appended to the store shard by shard as they arrive, with at most
     a few decodes in flight, so memory does not grow with the corpus. Each item also gets content
     keys (``audio_key``, ``frames_key``: hashes of the decoded samples and the segment parameters)
     that the embed stage's cache is keyed on.
     """
-    if on_bad_media not in ON_BAD_MEDIA:
-        raise ValueError(f"on_bad_media must be one of {ON_BAD_MEDIA}, got {on_bad_media!r}")
+    s = settings if settings is not None else parse(SegmentSettings, options, "segment")
+    sample_rate, fps, frame_size, on_bad_media, workers = s.sample_rate, s.fps, s.frame_size, s.on_bad_media, s.workers
     df = corpus.manifest
     # Optional start/end columns cut segments out of longer recordings.
     starts = _bounds(df, "start")
@@ -95,7 +86,6 @@ def segment_corpus(
     frame_keys: list[str] = []
     audio_params = f"sr={sample_rate}"
     video_params = f"fps={fps},size={frame_size}"
-    workers = max(1, workers)
     with atomic_dir(out_path) as tmp:
         group = zarr.open_group(str(tmp), mode="w")
         audio_out = ArrayAppender(group, "audio", (), np.float32)

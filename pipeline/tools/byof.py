@@ -299,7 +299,9 @@ def import_hdf5(
 
 
 class ByofSettings(Settings):
-    """A ``backbones.<name>`` section describing precomputed features to import (``type: byof``)."""
+    """A mapping describing precomputed features to import, in the shape of a ``backbones.<name>``
+    section (``type: byof``) for notebooks and custom scripts. ``byof`` is not a registered backbone
+    type: the embed stage does not read such a section; import with the CLI, then track the store."""
 
     type: Literal["byof"] = "byof"
     path: str  # a folder of <id>.npy or an .h5 file
@@ -313,7 +315,8 @@ class ByofSettings(Settings):
 
 
 def import_from_cfg(name: str, cfg: Any, corpus_prepared_dir: str | Path, out_store: str | Path) -> dict:
-    """Import ``backbones.<name>`` with ``type: byof``: ``path`` (npy folder or .h5) + the import options."""
+    """Import features described by ``cfg`` (:class:`ByofSettings`: ``path`` to an npy folder or .h5 file
+    plus the import options); ``name`` is the store's backbone name and the section named in errors."""
     s = parse(ByofSettings, cfg, f"backbones.{name}")
     options = s.model_dump(exclude={"type", "path", "group"})
     if Path(s.path).is_dir():

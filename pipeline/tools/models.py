@@ -36,10 +36,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import ConfigDict
+
 from pipeline.core.config import load_params, section
-from pipeline.core.errors import ConfigError
+from pipeline.core.errors import AffectBenchError
 from pipeline.core.io import write_json
 from pipeline.core.paths import MODELS
+from pipeline.features.backbones.base import FetchSettings, backbone_settings
 
 PRETRAINED = MODELS / "pretrained"
 FETCHED = "FETCHED.json"
@@ -54,8 +57,20 @@ DEFAULT_HF_IGNORE = [
 REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
-class ModelFetchError(RuntimeError):
+class ModelFetchError(AffectBenchError):
     """A model that cannot be fetched; the message says why and what to do."""
+
+
+class FetchTarget(FetchSettings):
+    """What fetching reads of a ``backbones.<name>`` section (which its own schema validates first)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    type: str | None = None
+    source: str | None = None
+
+    @classmethod
+    def of(cls, cfg: Any) -> FetchTarget:
+        return cfg if isinstance(cfg, cls) else cls.model_validate(cfg if isinstance(cfg, dict) else cfg.dump())
 
 
 def parse_hub_id(name: str, spec: str) -> tuple[str, str]:
@@ -82,11 +97,11 @@ def parse_hub_id(name: str, spec: str) -> tuple[str, str]:
     return hub, spec
 
 
-def hub_spec(name: str, cfg: dict[str, Any]) -> str:
-    spec = cfg.get("hub") or cfg.get("source")
+def hub_spec(name: str, cfg: FetchTarget) -> str:
+    spec = cfg.hub or cfg.source
     if not spec:
         raise ModelFetchError(
-            f"backbones.{name} (type {cfg.get('type')}) names no model to fetch: set `hub: <org/name>` "
+            f"backbones.{name} (type {cfg.type}) names no model to fetch: set `hub: <org/name>` "
             f"(its weights ship in a Python package if it needs none)"
         )
     return str(spec)
@@ -115,7 +130,7 @@ def _hf_offline() -> bool:
     return bool(constants.is_offline_mode())
 
 
-def _fetch_huggingface(name: str, repo_id: str, revision: str | None, dest: Path, cfg: dict[str, Any]) -> str:
+def _fetch_huggingface(name: str, repo_id: str, revision: str | None, dest: Path, cfg: FetchTarget) -> str:
     """Download ``repo_id`` into ``dest``; return the commit it came from."""
     import huggingface_hub
     from huggingface_hub import errors
@@ -130,8 +145,8 @@ def _fetch_huggingface(name: str, repo_id: str, revision: str | None, dest: Path
             repo_id,
             revision=commit,
             local_dir=dest,
-            allow_patterns=cfg.get("hub_allow"),
-            ignore_patterns=cfg.get("hub_ignore", DEFAULT_HF_IGNORE),
+            allow_patterns=cfg.hub_allow,
+            ignore_patterns=DEFAULT_HF_IGNORE if cfg.hub_ignore is None else cfg.hub_ignore,
         )
     except (errors.RepositoryNotFoundError, errors.RevisionNotFoundError) as err:
         raise ModelFetchError(
@@ -148,7 +163,7 @@ def _fetch_huggingface(name: str, repo_id: str, revision: str | None, dest: Path
     return commit
 
 
-def _fetch_modelscope(name: str, repo_id: str, revision: str | None, dest: Path, cfg: dict[str, Any]) -> str:
+def _fetch_modelscope(name: str, repo_id: str, revision: str | None, dest: Path, cfg: FetchTarget) -> str:
     try:
         from modelscope import snapshot_download
     except ImportError as err:
@@ -163,8 +178,8 @@ def _fetch_modelscope(name: str, repo_id: str, revision: str | None, dest: Path,
             repo_id,
             revision=revision,
             local_dir=str(dest),
-            allow_patterns=cfg.get("hub_allow"),
-            ignore_patterns=cfg.get("hub_ignore"),
+            allow_patterns=cfg.hub_allow,
+            ignore_patterns=cfg.hub_ignore,
         )
     except Exception as err:  # noqa: BLE001 - modelscope raises plain requests/OS errors
         raise ModelFetchError(_offline_message(name, repo_id, "ModelScope", err, False)) from err
@@ -193,14 +208,15 @@ def _offline_message(name: str, repo_id: str, hub: str, err: BaseException, offl
 
 def fetch(
     name: str,
-    cfg: dict[str, Any],
+    cfg: Any,
     *,
     revision: str | None = None,
     dest: str | Path | None = None,
 ) -> dict[str, Any]:
     """Download backbone ``name``'s model into ``dest`` (default models/pretrained/<name>) and record it."""
+    cfg = FetchTarget.of(cfg)
     hub, repo_id = parse_hub_id(name, hub_spec(name, cfg))
-    requested = revision or cfg.get("hub_revision")
+    requested = revision or cfg.hub_revision
     dest = Path(dest) if dest else PRETRAINED / name
     dest.mkdir(parents=True, exist_ok=True)
     downloader = _fetch_huggingface if hub == "huggingface" else _fetch_modelscope
@@ -222,7 +238,7 @@ def fetch(
     return {**record, "dest": str(dest)}
 
 
-def next_steps(name: str, info: dict[str, Any], cfg: dict[str, Any]) -> str:
+def next_steps(name: str, info: dict[str, Any], cfg: Any) -> str:
     """What to run after a fetch: track the directory with DVC and point the params at it."""
     dest = info["dest"]
     hub_value = ("modelscope:" if info["hub"] == "modelscope" else "") + info["repo_id"]
@@ -233,7 +249,8 @@ def next_steps(name: str, info: dict[str, Any], cfg: dict[str, Any]) -> str:
         f"  dvc add {dest}            # track the weights with DVC (git add the {dest}.dvc it writes)",
         "  dvc push                                # share them through the DVC remote",
     ]
-    if cfg.get("source") != dest or cfg.get("hub") != hub_value:
+    cfg = FetchTarget.of(cfg)
+    if cfg.source != dest or cfg.hub != hub_value:
         lines += [f"  in params.yaml, backbones.{name}:", f"    source: {dest}", f"    hub: {hub_value}"]
         if info["hub"] == "huggingface":  # a commit pins the model; ModelScope revisions are branch/tag names
             lines.append(f"    hub_revision: {info['revision']}")
@@ -251,11 +268,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         cfg = section(load_params(args.params), "backbones", args.backbone, path=args.params)
-        from pipeline.features.backbones.base import backbone_settings
-
-        backbone_settings(args.backbone, cfg)  # a typo (`hub_alow`) is an error here, not a silent full download
+        # the section's own schema first: a typo (`hub_alow`) is an error, not a silent full download
+        cfg = FetchTarget.of(backbone_settings(args.backbone, cfg))
         info = fetch(args.backbone, cfg, revision=args.revision, dest=args.dest)
-    except (ConfigError, ModelFetchError) as err:
+    except AffectBenchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(next_steps(args.backbone, info, cfg))

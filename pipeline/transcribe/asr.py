@@ -28,12 +28,13 @@ import time
 from typing import Any, Literal, Sequence
 
 import numpy as np
+import pandas as pd
 from pydantic import Field
 
 from pipeline.core.audio import SAMPLE_RATE, fixed_windows, seconds_to_samples
 from pipeline.core.errors import AffectBenchError
 from pipeline.core.funasr import load_funasr, local_funasr_dir
-from pipeline.core.runtime import resolve_device, resolve_revision, resolve_source, torch_dtype
+from pipeline.core.runtime import Device, Precision, resolve_device, resolve_revision, resolve_source, torch_dtype
 from pipeline.core.settings import Settings, parse
 
 BACKENDS = ("whisper", "funasr")
@@ -57,8 +58,8 @@ class TranscriptsSettings(Settings):
     batch_size: int = Field(8, ge=1)
     window_seconds: float = Field(30, gt=0)  # longer audio is transcribed window by window
     min_seconds: float = Field(0.1, ge=0)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    device: Device = "auto"
+    precision: Precision = "auto"
 
 
 class Transcriber:
@@ -161,12 +162,12 @@ def build_transcriber(cfg: Any) -> Transcriber:
     raise TranscribeError(f"transcripts: backend must be one of {BACKENDS} to transcribe, got {cfg.backend!r}")
 
 
-def transcribe(audios: Sequence[np.ndarray], cfg: dict[str, Any]) -> list[str]:
+def transcribe(audios: Sequence[np.ndarray], cfg: TranscriptsSettings | dict[str, Any]) -> list[str]:
     """Transcribe 16 kHz mono float32 arrays with the backend in ``cfg``; one string per input."""
     return build_transcriber(cfg)(audios)
 
 
-def fill_missing_transcripts(corpus, segments, cfg: dict[str, Any]):
+def fill_missing_transcripts(corpus, segments, cfg: TranscriptsSettings | dict[str, Any]):
     """Fill the empty ``text`` cells of ``corpus`` by transcribing their segmented audio.
 
     Rows that already have text are never touched, and when no row is missing nothing is loaded.
@@ -209,3 +210,27 @@ def fill_missing_transcripts(corpus, segments, cfg: dict[str, Any]):
     df["text"] = text
     info = {**corpus.info, "transcripts": report}
     return dataclasses.replace(corpus, manifest=df, info=info), report
+
+
+def transcripts_table(corpus, segments_path, cfg: TranscriptsSettings) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The transcribe stage's output: ``(id, text, source)`` per utterance and the report.
+
+    ``source`` is ``corpus`` (the corpus's own text), ``asr`` (filled here) or ``none`` (still empty).
+    With ``backend: none`` the corpus's text passes through, no model is loaded and the segments
+    store is not opened.
+    """
+    original = corpus.manifest["text"].fillna("").astype(str)
+    if cfg.backend == "none":
+        report = {"backend": "none", "n_rows": len(original), "n_missing": int((original.str.strip() == "").sum()),
+                  "n_filled": 0}
+        texts = original
+    else:
+        from pipeline.core.segments import Segments
+
+        filled, report = fill_missing_transcripts(corpus, Segments(segments_path), cfg)
+        texts = filled.manifest["text"].fillna("").astype(str)
+    table = pd.DataFrame(
+        {"id": corpus.manifest["id"], "text": texts, "source": ["corpus" if t.strip() else "asr" for t in original]}
+    )
+    table.loc[texts.str.strip() == "", "source"] = "none"
+    return table, report

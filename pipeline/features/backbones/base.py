@@ -15,14 +15,13 @@ import numpy as np
 from pydantic import Field
 
 from pipeline.core.errors import BackboneError
+from pipeline.core.runtime import Device, Precision
 from pipeline.core.registry import Registry
 from pipeline.core.settings import Settings
 
 BACKBONES = Registry("backbone type", package="pipeline.features.backbones")
 
 Pooling = Literal["mean", "mean+std", "max"]
-Device = Literal["auto", "cpu", "cuda"]
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
 class BackboneSettings(Settings):
@@ -87,7 +86,8 @@ class Backbone:
         self.model_dir = resolve_source(self.name, s.source)
         self.device = resolve_device(s.device)
         self.dtype = torch_dtype(self.device, s.precision)
-        self.pooling = getattr(s, "pooling", "mean")
+        if "pooling" in type(s).model_fields:
+            self.pooling = s.pooling
 
     def embed(self, batch: Sequence[Any]) -> list[Embedding]:  # pragma: no cover - interface
         raise NotImplementedError

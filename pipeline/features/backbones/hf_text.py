@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import Field
 
 from pipeline.core.errors import BackboneError
-from pipeline.core.runtime import resolve_device, resolve_revision, resolve_source, torch_dtype
+from pipeline.core.runtime import resolve_revision
 from pipeline.features.backbones.base import Backbone, Embedding, ModelSettings, pool, register_backbone
 
 TextPooling = Literal["mean", "cls", "max", "mean+std"]
@@ -97,15 +97,13 @@ class HFTextBackbone(Backbone):
         from transformers import AutoModel, AutoTokenizer
 
         self._torch = torch
-        self.model_dir = resolve_source(name, settings.source)
-        self.device = resolve_device(settings.device)
-        self.pooling = settings.pooling
+        self.load_runtime()
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         if not getattr(self.tokenizer, "is_fast", True):
             raise BackboneError(
                 f"backbones.{name}: {self.model_dir} has no fast tokenizer (tokenizer.json); windowing needs one"
             )
-        model = AutoModel.from_pretrained(self.model_dir, dtype=torch_dtype(self.device, settings.precision))
+        model = AutoModel.from_pretrained(self.model_dir, dtype=self.dtype)
         # Encoder-decoder checkpoints (T5, BART): embed with the encoder only.
         self.model = model.get_encoder() if getattr(model.config, "is_encoder_decoder", False) else model
         self.model.to(self.device).eval()

@@ -34,7 +34,7 @@ LLD_FRAME_RATE = 100.0  # every standard openSMILE config computes LLDs with a 1
 ALIASES = {"egemaps": "eGeMAPSv02", "compare": "ComParE_2016", "gemaps": "GeMAPSv01b"}
 
 
-def resolve_feature_set(name: str, set_name: Any):
+def resolve_feature_set(set_name: Any):
     """Map a params value to an ``opensmile.FeatureSet`` member, case-insensitively."""
     import opensmile
 
@@ -57,8 +57,9 @@ class OpenSmileSettings(BackboneSettings):
     @field_validator("feature_set")
     @classmethod
     def _known_set(cls, value: str) -> str:
-        resolve_feature_set("", value)  # fails at validation time, not after segmenting a corpus
-        return value
+        # fails at validation time, not after segmenting a corpus; the canonical name makes `egemaps`
+        # and `eGeMAPSv02` one cache key, as they are one computation
+        return resolve_feature_set(value).name
 
 
 @register_backbone(
@@ -73,7 +74,7 @@ class OpenSmileBackbone(Backbone):
         import opensmile
 
         self._opensmile = opensmile
-        self.feature_set = resolve_feature_set(name, settings.feature_set)
+        self.feature_set = resolve_feature_set(settings.feature_set)
         lld = settings.lld
         self.has_frames = lld  # instance override of the class default: frames only when asked for
         self.min_samples = seconds_to_samples(settings.min_seconds)

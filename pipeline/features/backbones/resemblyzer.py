@@ -26,7 +26,8 @@ from pydantic import Field
 from pipeline.core.audio import SAMPLE_RATE, pad_to, seconds_to_samples
 from pipeline.core.errors import BackboneError
 from pipeline.core.runtime import file_digest, resolve_device
-from pipeline.features.backbones.base import Backbone, BackboneSettings, Device, Embedding, register_backbone
+from pipeline.core.runtime import Device
+from pipeline.features.backbones.base import Backbone, BackboneSettings, Embedding, register_backbone
 
 DEFAULT_SOURCE = "package:resemblyzer"
 

@@ -23,7 +23,7 @@ import numpy as np
 from pydantic import Field
 
 from pipeline.core.errors import BackboneError
-from pipeline.core.runtime import resolve_device, resolve_revision, resolve_source, torch_dtype
+from pipeline.core.runtime import resolve_revision
 from pipeline.features.backbones.base import Backbone, Embedding, ModelSettings, register_backbone
 from pipeline.features.backbones.hf_text import window_batch
 
@@ -44,7 +44,7 @@ class SentenceTransformerBackbone(Backbone):
 
     def __init__(self, name: str, settings: SentenceTransformerSettings):
         super().__init__(name, settings)
-        self.model_dir = resolve_source(name, settings.source)
+        self.load_runtime()
         if not (self.model_dir / "modules.json").is_file():
             raise BackboneError(
                 f"backbones.{name}: {self.model_dir} is not a sentence-transformers model (no modules.json); "
@@ -52,9 +52,8 @@ class SentenceTransformerBackbone(Backbone):
             )
         from sentence_transformers import SentenceTransformer
 
-        self.device = resolve_device(settings.device)
         self.model = SentenceTransformer(str(self.model_dir), device=self.device, local_files_only=True)
-        self.model.to(torch_dtype(self.device, settings.precision))
+        self.model.to(self.dtype)
         self.model.eval()
         if settings.max_seq_length:
             self.model.max_seq_length = settings.max_seq_length

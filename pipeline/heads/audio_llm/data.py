@@ -33,8 +33,6 @@ from pipeline.core.store import FeatureStore
 from pipeline.experiment.runner import labelled
 from pipeline.heads.audio_llm.parse import LabelParser
 
-LANGUAGES = ("en", "zh")
-STAGE1_TARGETS = ("auto", "transcript", "description")
 TRANSCRIBE = "Transcribe the speech."
 DESCRIBE = "Describe the speaker."
 # Instruction templates; ``{options}`` lists the answer words, ``{task}`` names a non-emotion task.
@@ -89,9 +87,8 @@ def description(row: pd.Series, task: Task, parser: LabelParser) -> str:
 
 
 def stage1_examples(rows: pd.DataFrame, task: Task, parser: LabelParser, target: str = "auto") -> list[Example]:
-    """Caption examples for the given rows (the caller passes training or dev rows, never test)."""
-    if target not in STAGE1_TARGETS:
-        raise ValueError(f"audio_llm.stage1_target must be one of {STAGE1_TARGETS}, got {target!r}")
+    """Caption examples for the given rows (the caller passes training or dev rows, never test);
+    ``target`` is ``heads.<name>.align.stage1_target`` (its schema allows auto, transcript, description)."""
     has_label = labelled(rows, task)
     out = []
     for (uid, row), ok in zip(rows.iterrows(), has_label):

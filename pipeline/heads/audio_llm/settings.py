@@ -15,13 +15,13 @@ from typing import Literal
 from pydantic import Field
 
 from pipeline.core.settings import Settings
-from pipeline.heads.base import Device
+from pipeline.core.runtime import Device, Precision
 
 
 class LLMSettings(Settings):
     source: str  # local dir or a cached hub id (Qwen/Qwen2.5-0.5B-Instruct, -3B-Instruct)
     device: Device = "auto"
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # fp32 on CPU; bf16 on CUDA
+    precision: Precision = "auto"  # fp32 on CPU; bf16 on CUDA
     seed: int = 0
 
 

@@ -92,11 +92,12 @@ def run_finetune(
         )
 
 
-def resolve_encoder(params: dict[str, Any], head_name: str, settings: FinetuneSettings, backbone: str) -> Path:
-    """The local encoder directory of a fine-tuning run item: the head's ``source`` or its backbone's."""
+def resolve_encoder(head_name: str, settings: FinetuneSettings, backbone: str, backbone_source: str | None) -> Path:
+    """The local encoder directory of a fine-tuning run item: the head's ``source``, else its backbone's
+    (``backbones.<backbone>.source``, validated with the rest of params.yaml by the validate stage)."""
     from pipeline.core.runtime import resolve_source
 
-    source = settings.source or (params.get("backbones", {}).get(backbone) or {}).get("source")
+    source = settings.source or backbone_source
     if not source:
         raise FinetuneError(f"params.yaml: no heads.{head_name}.source and no backbones.{backbone}.source "
                             f"(the encoder to fine-tune)")

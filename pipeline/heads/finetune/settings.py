@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from pipeline.core.errors import HeadError
+from pipeline.core.runtime import Device, Precision
 from pipeline.heads.base import ClassWeightSettings, HeadSettings
 from pipeline.heads.finetune.augment import AugmentError, build_augmenter
 
@@ -33,8 +34,8 @@ class FinetuneSettings(HeadSettings, ClassWeightSettings):
     max_seconds: float = Field(10.0, gt=0)  # longer utterances are cut (counted as n_cropped in finetune.json)
     min_seconds: float = Field(0.1, ge=0)  # shorter ones are zero-padded
     folds: Literal["first", "all"] = "first"  # cross-validation protocols: train the first fold or every fold
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
+    device: Device = "auto"
+    precision: Precision = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     logging_steps: int = Field(10, ge=1)
     freeze_feature_encoder: bool = True  # full mode, wav2vec2 family: keep the CNN front end fixed
     r: int = Field(8, ge=1)  # LoRA rank

@@ -143,8 +143,6 @@ def _precision_flags(s: FinetuneSettings, device: str) -> dict[str, bool]:
     precision = s.precision
     if precision == "auto":
         precision = "bf16" if device == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
-    if precision not in ("fp32", "bf16", "fp16"):
-        raise FinetuneError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}")
     return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
 
 

@@ -257,7 +257,6 @@ class AttentionFusion(TorchHead):
     """MERBench-style attention fusion, trained by the shared torch-head loop."""
 
     native_layers = False
-    settings_class = AttentionSettings
     _INIT_STATE = ("member_dims",)
 
     def __init__(self, settings: AttentionSettings, task_type: str = "classification", member_dims: Any = None):

@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pipeline.core.errors import ConfigError
-from pipeline.heads.base import Device, HeadSettings, head_entry
+from pipeline.core.runtime import Device
+from pipeline.heads.base import HeadSettings, head_entry
 from pipeline.heads.probe.layers import BestLayer
 
 LAYER_MODES = ("best", "weighted")  # layer choices made by training, not named in params

@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from pipeline.core.errors import ConfigError
 from pipeline.core.runtime import choose_threads, cpu_threads, resolve_device
-from pipeline.heads.base import ClassWeightSettings, register_head
+from pipeline.heads.base import HEADS, ClassWeightSettings, register_head
 from pipeline.heads.probe.base import FeatureHeadSettings, Head
 from pipeline.heads.probe.layers import best_index
 
@@ -142,8 +142,6 @@ class TorchHead(Head):
     """Shared training, prediction and persistence of the torch heads (see the module docstring)."""
 
     native_layers = True  # handles layer: best | weighted itself
-    settings_class: type[TorchHeadSettings] = MLPSettings
-
     def __init__(self, settings: TorchHeadSettings, task_type: str = "classification"):
         s = self.settings = settings
         self.task_type = task_type
@@ -393,7 +391,7 @@ class TorchHead(Head):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        settings = self.settings_class(**{**state["settings"], "device": "cpu"})
+        settings = HEADS.get(self.kind).settings(**{**state["settings"], "device": "cpu"})  # loaded on CPU
         self.__init__(settings, state["task_type"], **state.get("init", {}))
         for k in self._STATE:
             setattr(self, k, state[k])
@@ -416,11 +414,11 @@ class TorchHead(Head):
     description="torch linear layer (the seeds' linear probe), early stopping on dev",
 )
 class LinearHead(TorchHead):
-    settings_class = LinearSettings
+    """``hidden: 0``: one linear layer per seed."""
 
 
 @register_head(
     "mlp", settings=MLPSettings, family="probe", description="torch one-hidden-layer MLP, early stopping on dev",
 )
 class MLPHead(TorchHead):
-    settings_class = MLPSettings
+    """One hidden layer (``hidden`` units, ReLU, dropout) per seed."""

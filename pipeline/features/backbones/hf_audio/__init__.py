@@ -48,7 +48,7 @@ Batching: the inputs the driver passes to :meth:`embed` are cut into windows and
 forward passes of at most ``batch_seconds`` (default 120) of *padded* audio, longest first. SSL
 models get a padded batch with an attention mask only where padding provably does not change the
 real frames (checked by the tests); elsewhere they run one window at a time (see
-:func:`_ssl_padding_problem`). Whisper, Qwen2-Audio and AST pad every window to a fixed length
+:func:`~pipeline.features.backbones.hf_audio.families.ssl_padding_problem`). Whisper, Qwen2-Audio and AST pad every window to a fixed length
 anyway, so their batches are exact.
 
 Params example::

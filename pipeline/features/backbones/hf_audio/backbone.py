@@ -59,6 +59,13 @@ class HFAudioBackbone(Backbone):
                 f"backbones.{name}: model_type {self.config.model_type!r} is not supported by hf_audio "
                 f"(supported: {', '.join(SUPPORTED_TYPES)})"
             ) from None
+        defaults = type(settings).model_fields
+        ast_only = [k for k in ("ast_pooling", "mean", "std") if getattr(settings, k) != defaults[k].default]
+        if ast_only and family_cls.name != "ast":
+            raise BackboneError(
+                f"backbones.{name}: {', '.join(ast_only)} apply to AST checkpoints only; "
+                f"{self.model_dir} is {self.config.model_type!r}"
+            )
         self.n_padded = 0
         self.n_windowed = 0
         self.load_info: dict[str, Any] = {}
