@@ -118,6 +118,21 @@ def test_incremental_computes_only_new_items_and_drops_removed_ones(toy, tmp_pat
     assert fifth["computed"] == 0
 
 
+def test_scheduling_settings_and_run_counters_never_change_a_store(toy, tmp_path, capsys):
+    root, base, _ = toy
+    seg = segment(base, tmp_path / "seg.zarr")
+    eng = {"cache": str(tmp_path / "cache")}
+    # min_seconds above every clip: all 30 are padded, a count of what this run computed
+    cfg = {**EGEMAPS, "min_seconds": 2.0}
+    embed_corpus(base, seg, "egemaps", cfg, tmp_path / "a.zarr", engine=eng)
+    assert "'n_padded': 30" in capsys.readouterr().out  # reported ...
+    assert "n_padded" not in zarr.open_group(str(tmp_path / "a.zarr"), mode="r").attrs  # ... not stored
+    # another batch size (and a cached rerun that pads nothing): the very same store
+    again = embed_corpus(base, seg, "egemaps", {**cfg, "batch_size": 3}, tmp_path / "b.zarr", engine=eng)
+    assert again["computed"] == 0
+    assert_same_store(tmp_path / "a.zarr", tmp_path / "b.zarr")
+
+
 def test_identical_inputs_are_computed_once(toy, tmp_path):
     root, base, _ = toy
     df = base.manifest.head(6).copy()

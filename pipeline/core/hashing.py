@@ -10,8 +10,8 @@
   ``deps`` cover its stage module's closure.
 - :func:`code_version`: the library version plus a digest of a module's closure (registries not
   followed: a backbone's result depends on its own code, not on its siblings'). The digest hashes
-  each file's syntax tree without docstrings, so editing a comment or a docstring does not
-  invalidate computed features, while any change to code does.
+  each file's code as :func:`ast.unparse` writes it back without docstrings, so editing a comment,
+  a docstring or the layout does not invalidate computed features, while any change to code does.
 """
 
 from __future__ import annotations
@@ -149,7 +149,9 @@ def code_digest(paths: Iterable[Path]) -> str:
     for path in sorted(paths):
         tree = _strip_docstrings(ast.parse(Path(path).read_text()))
         h.update(path.relative_to(ROOT).as_posix().encode() + b"\0")
-        h.update(ast.dump(tree, annotate_fields=False, include_attributes=False).encode() + b"\0")
+        # the code as ast.unparse writes it back: comments, docstrings and layout do not count, and
+        # (unlike ast.dump, whose fields change between Python versions) it reads the same on 3.11+
+        h.update(ast.unparse(tree).encode() + b"\0")
     return h.hexdigest()
 
 

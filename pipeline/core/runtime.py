@@ -132,23 +132,27 @@ def resolve_revision(model_dir: Path) -> str:
     for f in sorted(model_dir.iterdir()):
         if f.is_file() and f.suffix in {".json", ".safetensors", ".bin", ".pt", ".tflite", ".txt", ".model", ".yaml"}:
             digest.update(f.name.encode())
-            size = f.stat().st_size
-            with f.open("rb") as fh:
-                if size > LARGE_FILE:
-                    digest.update(str(size).encode())
-                    digest.update(fh.read(SAMPLE))
-                    fh.seek(size - SAMPLE)
-                    digest.update(fh.read(SAMPLE))
-                    continue
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
+            _hash_file(digest, f)
     return "sha256:" + digest.hexdigest()[:16]
 
 
-def file_digest(path: Path) -> str:
-    """``sha256:<16 hex>`` of a whole file (weights given as one file, e.g. a ``.pt``)."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
+def _hash_file(digest: Any, path: Path) -> None:
+    """Feed ``path`` to ``digest``: whole when small, else its size and first and last SAMPLE bytes."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        if size > LARGE_FILE:
+            digest.update(str(size).encode())
+            digest.update(fh.read(SAMPLE))
+            fh.seek(size - SAMPLE)
+            digest.update(fh.read(SAMPLE))
+            return
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
+
+
+def file_digest(path: Path) -> str:
+    """``sha256:<16 hex>`` of weights given as one file (e.g. a ``.pt``), sampled like
+    :func:`resolve_revision` when large."""
+    digest = hashlib.sha256()
+    _hash_file(digest, Path(path))
     return "sha256:" + digest.hexdigest()[:16]

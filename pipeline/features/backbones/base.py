@@ -49,8 +49,18 @@ class ModelSettings(BackboneSettings, FetchSettings):
 
 
 # Settings that decide how work is scheduled or where weights were fetched from, not what is computed:
-# they are left out of the embed cache key.
+# they are left out of the embed cache key and of the store's params_hash.
 NON_RESULT_KEYS = ("batch_size", "batch_seconds", "hub", "hub_revision", "hub_allow", "hub_ignore")
+# describe() keys that count what one run computed (inputs padded, windowed, empty, without a face,
+# ...): they depend on what the embed cache already held, so the engine prints them after the run
+# and never stores them (a resumed store must equal an uninterrupted one, attributes included).
+RUN_COUNTERS = ("n_padded", "n_windowed", "n_empty", "n_clips", "n_repeated", "n_multi_clip", "n_vad_fallback",
+                "frames_total", "frames_without_face", "utterances_without_face")
+
+
+def result_settings(settings: BackboneSettings) -> dict[str, Any]:
+    """The settings that decide a backbone's output (``NON_RESULT_KEYS`` left out)."""
+    return settings.dump(exclude=set(NON_RESULT_KEYS) & set(type(settings).model_fields))
 
 
 @dataclass

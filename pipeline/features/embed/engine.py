@@ -44,16 +44,18 @@ from pipeline.core.manifest import Corpus
 from pipeline.core.segments import Segments
 from pipeline.core.settings import Settings, parse
 from pipeline.core.store import write_not_applicable
-from pipeline.features.backbones.base import NON_RESULT_KEYS, BackboneSettings, backbone_class, backbone_settings
+from pipeline.features.backbones.base import (
+    RUN_COUNTERS,
+    BackboneSettings,
+    backbone_class,
+    backbone_settings,
+    result_settings,
+)
 from pipeline.features.embed.assemble import assemble_store
 from pipeline.features.embed.cache import Cache
 from pipeline.features.embed.items import collect_items
 from pipeline.features.embed.local import bound_heap, run_local
 
-# Per-run counters some backbones report (inputs padded or windowed): they describe what *this* run
-# computed, which depends on the cache, so they are printed rather than stored (a resumed store
-# must equal an uninterrupted one, attributes included).
-RUN_COUNTERS = ("n_padded", "n_windowed")
 CACHE_ENV = "AFFECTBENCH_EMBED_CACHE"  # overrides embed.cache (e.g. a shared filesystem for Ray)
 # Bumped when the engine changes what it stores for an item (not when only backbones change: their
 # code is part of the key through code_version).
@@ -88,9 +90,8 @@ def backbone_code_version(cls: type) -> str:
 
 def backbone_key(settings: BackboneSettings, cls: type, revision: Any) -> str:
     """What determines a backbone's output: type, settings (minus scheduling), revision, code."""
-    spec = settings.dump(exclude=set(NON_RESULT_KEYS) & set(type(settings).model_fields))
     blob = json.dumps(
-        {"type": cls.type_name, "cfg": spec, "revision": revision, "code": backbone_code_version(cls),
+        {"type": cls.type_name, "cfg": result_settings(settings), "revision": revision, "code": backbone_code_version(cls),
          "format": CACHE_FORMAT},
         sort_keys=True, default=str,
     )
@@ -122,7 +123,8 @@ def embed_corpus(
         "type": cls.type_name,
         "modality": cls.modality,
         "corpus": corpus.name,
-        "params_hash": params_hash(settings.dump(), dict(segments.group.attrs)),
+        # what decided the values (a batch size or hub revision change rewrites no store)
+        "params_hash": params_hash(result_settings(settings), dict(segments.group.attrs)),
         "code_version": backbone_code_version(cls),
     }
     reason = not_applicable_reason(cls.modality, corpus, segments)
@@ -151,8 +153,9 @@ def embed_corpus(
             run_ray(name, settings, segments, items, shards, cache, eng.ray, bar)
         elif shards:
             run_local(backbone, items, shards, cache, eng.prefetch, bar)
-    counters = {k: getattr(backbone, k) for k in RUN_COUNTERS if getattr(backbone, k, 0)}
-    if counters and eng.executor == "local":
+    after = backbone.describe()
+    counters = {k: after[k] for k in RUN_COUNTERS if after.get(k)}
+    if counters and eng.executor == "local":  # (Ray workers count in their own processes)
         print(f"embed {corpus.name}/{name}: {counters}", flush=True)
     done.update(cache.scan([s.id for s in shards]))  # only the shards this run wrote are read again
     info = assemble_store(out_path, items, cache, done, attrs, want_frames=backbone.has_frames)
