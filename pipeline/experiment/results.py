@@ -57,6 +57,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         value = row[metric]
         shown = "n/a" if value is None or value != value else f"{value:.3f}"
         name = f"{row['corpus']}/{row['task']}/{row['backbone']}/{row['head']}"
-        extra = "".join(f", {k}={v}" for k, v in result["tasks"][row["task"]][row["split"]].items() if k == "unparsed")
+        unparsed = result["tasks"][row["task"]][row["split"]].get("unparsed")  # Audio-LLM answers
+        extra = "" if unparsed is None else f", unparsed={unparsed}"
         lines.append(f"{name} {row['split']}: {metric.upper()} {shown} (n={row['n']}{extra})")
     return lines

@@ -7,9 +7,10 @@ speaker's utterances (mean value for regression, mean class probability for clas
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections import Counter
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -97,30 +98,24 @@ class MetricWarnings:
     def __init__(self) -> None:
         self.counts: Counter = Counter()
 
-    def __call__(self) -> "_Catch":
-        return _Catch(self)
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        """Count the UserWarnings raised inside the block; other warnings pass through."""
+        with warnings.catch_warnings(record=True) as log:
+            warnings.simplefilter("always", UserWarning)
+            try:
+                yield
+            finally:
+                caught = list(log)
+        for w in caught:
+            if issubclass(w.category, UserWarning):
+                self.counts[str(w.message).split(". ")[0][:120]] += 1
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
     def summary(self) -> str | None:
         if not self.counts:
             return None
         parts = [f"{n}× {msg}" for msg, n in self.counts.most_common(3)]
         return "metric warnings (scikit-learn): " + "; ".join(parts)
-
-
-class _Catch:
-    def __init__(self, owner: MetricWarnings):
-        self.owner = owner
-
-    def __enter__(self) -> None:
-        self._ctx = warnings.catch_warnings(record=True)
-        self._log = self._ctx.__enter__()
-        warnings.simplefilter("always", UserWarning)
-
-    def __exit__(self, *exc) -> None:
-        self._ctx.__exit__(*exc)
-        for w in self._log:
-            if issubclass(w.category, UserWarning):
-                self.owner.counts[str(w.message).split(". ")[0][:120]] += 1
-            else:
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
