@@ -12,7 +12,8 @@ def test_any_rate_and_channel_count_becomes_16k_mono(tmp_path, rate, channels):
     audio = decode_audio(path)
     assert audio.dtype == np.float32 and audio.ndim == 1
     assert abs(len(audio) - 24000) <= 16  # 1.5 s at 16 kHz, resampler edge effects only
-    assert 0.1 < np.abs(audio).max() < 2.0  # 5.1 downmix adds channels with ITU gains
+    # channels are averaged: identical channels keep the tone's level (ffmpeg's -ac 1 gave 1.4x, 3.4x)
+    assert 0.25 < np.abs(audio).max() < 0.4
 
 
 def test_missing_empty_and_garbage_files_name_the_file(tmp_path):

@@ -83,3 +83,32 @@ def group_by_seconds(
         else:
             groups.append([i])
     return groups
+
+
+# Quality warnings for one decoded item (see :func:`audio_warnings`).
+SILENT_PEAK_DBFS = -60.0  # peak below -60 dBFS (|x| < 0.001, ~33 LSB of 16-bit): nothing audible
+MIN_AUDIO_SECONDS = 0.05  # under 50 ms: shorter than one phone, and than most models' first frame
+CLIP_LEVEL = 0.999  # |x| at or above this counts as a sample at full scale
+CLIPPED_FRACTION = 0.01  # more than 1 % of the samples at full scale: clipped throughout, not a stray peak
+
+
+def audio_warnings(audio: np.ndarray, sample_rate: int) -> list[str]:
+    """Quality warnings for a decoded item: a subset of ``['silent', 'short', 'clipped']``.
+
+    Warnings, not errors: such items decode fine and are kept, but are worth counting. ``silent``:
+    peak below :data:`SILENT_PEAK_DBFS`; ``short``: under :data:`MIN_AUDIO_SECONDS`; ``clipped``:
+    more than :data:`CLIPPED_FRACTION` of the samples at |x| >= :data:`CLIP_LEVEL` (a peak that
+    touches full scale once is not clipping; a limiter-flattened or overdriven recording is).
+    One pass over the samples (``|x|`` once), cheap enough for every item.
+    """
+    audio = np.asarray(audio)
+    warnings = []
+    mag = np.abs(audio)
+    peak = float(mag.max()) if mag.size else 0.0
+    if peak < 10.0 ** (SILENT_PEAK_DBFS / 20.0):
+        warnings.append("silent")
+    if audio.size < MIN_AUDIO_SECONDS * sample_rate:
+        warnings.append("short")
+    if peak >= CLIP_LEVEL and np.count_nonzero(mag >= CLIP_LEVEL) > CLIPPED_FRACTION * mag.size:
+        warnings.append("clipped")
+    return warnings
