@@ -44,6 +44,7 @@ from typing import Any, Callable, Literal, Mapping
 
 import numpy as np
 
+from pipeline.core.cli import report_error
 from pipeline.core.errors import AffectBenchError
 from pipeline.core.settings import Settings, parse
 from pipeline.features.backbones.base import POOLINGS, Embedding, pool
@@ -415,8 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             info = import_hdf5(src, prepared, out, args.backbone, group=args.group, **options)
     except AffectBenchError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        return report_error(err, "byof")
     print(
         f"imported {info['n']} utterances of {info['corpus']} into {info['store']} "
         f"(layout {info['layout']}, pooled {info['pooled_shape']}, frames: {info['has_frames']})"

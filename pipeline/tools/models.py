@@ -38,6 +38,7 @@ from typing import Any
 
 from pydantic import ConfigDict
 
+from pipeline.core.cli import report_error
 from pipeline.core.config import load_params, section
 from pipeline.core.errors import AffectBenchError
 from pipeline.core.io import write_json
@@ -272,8 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = FetchTarget.of(backbone_settings(args.backbone, cfg))
         info = fetch(args.backbone, cfg, revision=args.revision, dest=args.dest)
     except AffectBenchError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        return report_error(err, "models")
     print(next_steps(args.backbone, info, cfg))
     return 0
 

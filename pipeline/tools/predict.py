@@ -45,6 +45,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from pipeline.core.audio import SAMPLE_RATE
+from pipeline.core.cli import report_error
 from pipeline.core.config import load_params, section
 from pipeline.core.errors import AffectBenchError
 from pipeline.core.media import decode_audio, decode_frames
@@ -206,8 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         params = load_params(args.params) if Path(args.params).exists() else None
         results = predict(args.model_dir, args.file, params=params, task=args.task, base=args.base, text=args.text)
     except AffectBenchError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        return report_error(err, "predict")
     print(json.dumps({"file": str(args.file), "tasks": results}, indent=2) if args.json else render(results, args.top))
     return 0
 

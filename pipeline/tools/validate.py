@@ -12,6 +12,7 @@ import argparse
 import sys
 from typing import Any
 
+from pipeline.core.cli import report_error
 from pipeline.core.config import load_params, run_settings, section, split_members
 from pipeline.core.errors import AffectBenchError, ConfigError
 from pipeline.core.settings import parse
@@ -86,8 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"{args.params}: valid ({validate_params(load_params(args.params))})")
     except AffectBenchError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        return report_error(err, "validate")
     return 0
 
 
