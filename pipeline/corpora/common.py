@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import math
+import os
 import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from pipeline.core.errors import ManifestError
-from pipeline.core.manifest import display_path
+from pipeline.core.manifest import display_path, inside
 
 
 def corpus_root(root: str | None, name: str) -> Path:
@@ -39,9 +41,14 @@ def read_table(path: Path, required: Sequence[str], **kw) -> pd.DataFrame:
 
 
 def media(root: Path, relative: str, source: str) -> str:
-    """Manifest path of a media file under ``root``; refuses paths that escape the root."""
-    path = (root / relative).resolve()
-    if not path.is_relative_to(root.resolve()):
+    """Manifest path of a media file under ``root``; refuses paths that escape the root.
+
+    The check is lexical: ``..`` components and absolute paths that leave ``root`` are errors, but
+    symlinks are not followed, so a corpus folder of links into the real dataset (files or whole
+    directories, or a root that is itself a link) is accepted and its paths stay the links' paths.
+    """
+    path = os.path.normpath(os.path.join(os.path.abspath(root), relative))
+    if not inside(path, root):
         raise ManifestError(f"{source}: media path {relative!r} escapes the corpus root {root}")
     return display_path(path)
 
@@ -78,8 +85,9 @@ def assign_folds(df: pd.DataFrame, unit: str, protocol: str, folds: int) -> dict
     """Turn ``df`` into a cross-validation manifest, in place: every row ``train`` plus a ``fold``.
 
     ``loso`` gives each ``unit`` (speaker, session) its own fold; ``kfold`` deals the sorted units
-    round-robin into ``folds`` folds (fewer when there are fewer units). Returns the fold facts for
-    ``Corpus.info``.
+    round-robin into ``folds`` folds (fewer when there are fewer units, which ``folds_note`` then
+    says). Returns the fold facts for ``Corpus.info``. Whether the folds can be run at all (at
+    least two) is :func:`pipeline.core.manifest.check_protocol`'s to say, in ``validate``.
     """
     n_folds = folds if protocol == "kfold" else None
     fold_of = folds_by_group(df[unit], n_folds)
@@ -87,7 +95,10 @@ def assign_folds(df: pd.DataFrame, unit: str, protocol: str, folds: int) -> dict
     df["fold"] = df[unit].map(fold_of).astype(int)
     units = {int(k): sorted(g) for k, g in df.groupby("fold")[unit].unique().items()}
     rows = df["fold"].value_counts().sort_index().tolist()
-    return {"folds": len(units), f"{unit}s_per_fold": units, "rows_per_fold": rows}
+    info: dict[str, Any] = {"folds": len(units), f"{unit}s_per_fold": units, "rows_per_fold": rows}
+    if n_folds is not None and len(units) < n_folds:
+        info["folds_note"] = f"{len(units)} {unit}(s): {len(units)} fold(s) instead of {n_folds}"
+    return info
 
 
 # --- checked parsing: every error names the file (and line) and the bad value -------------------
@@ -163,15 +174,44 @@ def media_dir(root: Path, sub: str) -> Path:
     return root / sub if (root / sub).is_dir() else root
 
 
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)  # follows links: the directory a link leads to
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def walk_files(folder: Path) -> Iterator[Path]:
+    """Every non-directory entry under ``folder``, following directory symlinks (datasets are often
+    linked in), with the links' paths. A link back to one of its own ancestors (a loop) is not
+    entered; two links to the same directory are both walked (their files then repeat)."""
+    ancestors: dict[str, frozenset] = {str(folder): frozenset({_identity(str(folder))})}
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        chain = ancestors.pop(dirpath, frozenset())
+        keep = []
+        for d in dirnames:
+            sub = os.path.join(dirpath, d)
+            key = _identity(sub)
+            if key is None or key in chain:
+                continue
+            ancestors[sub] = chain | {key}
+            keep.append(d)
+        dirnames[:] = keep
+        for f in filenames:
+            yield Path(dirpath, f)
+
+
 def find_media(folder: Path, suffixes: Sequence[str]) -> list[Path]:
     """Media files under ``folder`` (recursive, sorted); ids are file stems, so they must be unique.
 
-    Dot-files are skipped: they are never corpus items (macOS ``._*`` resource forks, editor
-    leftovers) and would otherwise fail the name check.
+    Symlinked files and directories are followed (a loop is walked once). Dot-files are skipped:
+    they are never corpus items (macOS ``._*`` resource forks, editor leftovers) and would otherwise
+    fail the name check.
     """
     wanted = {s.lower() for s in suffixes}
     files = sorted(
-        p for p in folder.rglob("*") if p.suffix.lower() in wanted and not p.name.startswith(".") and p.is_file()
+        p for p in walk_files(folder) if p.suffix.lower() in wanted and not p.name.startswith(".") and p.is_file()
     )
     seen: dict[str, Path] = {}
     for p in files:

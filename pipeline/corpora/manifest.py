@@ -10,7 +10,9 @@ Layout::
 
 Columns (keys, for JSONL):
 
-- ``path`` (required): media file relative to ``root`` (``..`` that escapes root is refused);
+- ``path`` (required): media file relative to ``root``, or absolute inside it; a path that leaves
+  root lexically (``..``, an absolute path elsewhere) is refused, while symlinks under root (to
+  files or directories of the real dataset) are accepted and kept as the links' paths;
 - one column per task named in ``tasks`` (or the task's ``column``);
 - optional ``id`` (default: ``path`` without extension, ``/`` → ``_``), ``speaker``, ``group``
   (the unit kept apart when it is not the speaker: session, conversation), ``split``
@@ -40,7 +42,11 @@ speaker). ``tasks`` may be a plain list of names (classification, classes from t
 Protocol: ``official`` when the file has a ``split`` column (the default then; a dev set is carved
 from train by whole speakers/groups when the file has none), otherwise ``kfold`` by speaker
 (default) / ``loso`` / ``random_split`` (speakers dealt to train/dev/test by ``fractions``).
-Folds and random splits keep whole ``group`` units (or speakers) together.
+Folds and random splits keep whole ``group`` units (or speakers) together. ``kfold`` with fewer
+units than ``folds`` makes one fold per unit (``info["folds_note"]`` says so); a protocol that
+cannot be run — fewer than 2 speakers/groups to make folds, an official split without train or
+test rows, a training set too small to carve a dev set from — is an error naming the corpus, the
+protocol and what is missing (``check_protocol`` in :mod:`pipeline.core.manifest`).
 
 Quirks handled: an empty classification cell means "unlabelled for this task" (stored as null, the
 probe skips it), an empty regression cell is NaN. Without a ``speaker`` column every item is its
@@ -55,8 +61,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
