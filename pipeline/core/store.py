@@ -4,12 +4,19 @@ Contract (the README repeats it):
 
 - ``ids`` [N] utterance ids, in manifest order;
 - ``pooled`` [N, D], or [N, L, D] for backbones that expose L layers (L = hidden layers + 1);
-- ``frames`` [total_frames, D] + ``offsets`` [N+1] where the backbone has frame-level output;
+- ``frames`` [total_frames, D] + ``offsets`` [N+1] + ``frame_digests`` [N] where the backbone has
+  frame-level output;
+- ``checksums``: every array's digest and row count (:func:`pipeline.core.zarrio.seal`);
 - attributes: ``backbone``, ``type``, ``modality``, ``source``, ``revision``, ``params_hash``,
   ``dims``, ``layers``, ``frame_rate``, ``dtype``, ``code_version``, ``complete``.
 
 A store is written into a temporary directory and renamed into place with ``complete: true`` set
 last, so a killed run never leaves a store that looks complete; readers refuse incomplete ones.
+It is sealed only after checking one row per id and no NaN or infinite value (no backbone produces
+one: a NaN row is what Zarr returns for a missing chunk). Readers check what they read against the
+checksums (pooled features on load, an item's frames when read), so a store damaged on disk or in
+transit is an error naming it, never silently wrong numbers; ``python -m pipeline.tools.verify``
+checks every array.
 A (corpus, backbone) pair that does not apply (text backbone, corpus without transcripts) gets a
 store with ``applicable: false`` and a ``reason``, which the probe and report turn into a line.
 """
@@ -27,11 +34,15 @@ from pipeline.core.io import atomic_dir
 from pipeline.core.zarrio import (
     FRAMES_LAYOUT,
     POOLED_LAYOUT,
+    data_digest,
     offsets_from_lengths,
     read_strings,
+    seal,
     write_array,
     write_strings,
 )
+
+DAMAGED_HINT = "restore it with `dvc checkout` (or `dvc pull`), or rebuild it with `dvc repro -f -s <its stage>`"
 
 
 def write_store(
@@ -55,15 +66,21 @@ def write_store(
         if frames is not None:
             if len(frames) != len(ids):
                 raise StoreError(f"{path}: {len(ids)} ids but {len(frames)} frame sequences")
+            frames = [np.asarray(f, dtype=np.float32) for f in frames]
             dim = pooled.shape[-1] if not frames else frames[0].shape[-1]
-            flat = np.concatenate(frames).astype(np.float32) if frames else np.zeros((0, dim), np.float32)
+            flat = np.concatenate(frames) if frames else np.zeros((0, dim), np.float32)
+            if not np.isfinite(flat).all():
+                raise StoreError(f"{path}: frame features contain NaN or infinite values; the store is not written")
             write_array(group, "frames", flat, **FRAMES_LAYOUT)
             write_array(group, "offsets", offsets_from_lengths([len(f) for f in frames]))
+            write_strings(group, "frame_digests", [data_digest(f) for f in frames])
+        if not np.isfinite(pooled).all():
+            raise StoreError(f"{path}: pooled features contain NaN or infinite values; the store is not written")
         seal_store(group, attrs, pooled, has_frames=frames is not None)
 
 
 def seal_store(group: zarr.Group, attrs: dict[str, Any], pooled, *, has_frames: bool) -> None:
-    """Write a store's attributes, derived ones included, and ``complete`` last."""
+    """Write a store's attributes, derived ones included, every array's checksum, and ``complete`` last."""
     meta = dict(attrs)
     meta.update(
         applicable=True,
@@ -73,16 +90,14 @@ def seal_store(group: zarr.Group, attrs: dict[str, Any], pooled, *, has_frames: 
         dtype=str(pooled.dtype),
         has_frames=has_frames,
     )
-    group.attrs.update(meta)
-    group.attrs["complete"] = True  # written last: the store is usable from here on
+    seal(group, meta)  # ``complete`` written last: the store is usable from here on
 
 
 def write_not_applicable(path: str | Path, *, reason: str, attrs: dict[str, Any]) -> None:
     """Write a store that records why this (corpus, backbone) pair was skipped."""
     with atomic_dir(path) as tmp:
         group = zarr.open_group(str(tmp), mode="w")
-        group.attrs.update({**attrs, "applicable": False, "reason": reason})
-        group.attrs["complete"] = True
+        seal(group, {**attrs, "applicable": False, "reason": reason})
 
 
 class FeatureStore:
@@ -96,9 +111,13 @@ class FeatureStore:
         self.attrs: dict[str, Any] = dict(self.group.attrs)
         if not self.attrs.get("complete"):
             raise StoreError(f"{self.path}: store is incomplete (interrupted run?); rerun its embed stage")
+        if "checksums" not in self.attrs:
+            raise StoreError(f"{self.path}: store records no checksums (written by an older version); rerun its embed stage")
         self.applicable: bool = bool(self.attrs.get("applicable", True))
         self.ids: list[str] = read_strings(self.group["ids"]) if self.applicable else []
         self._index = {uid: i for i, uid in enumerate(self.ids)}
+        self._offsets: np.ndarray | None = None
+        self._frame_digests: list[str] = []
 
     @property
     def layered(self) -> bool:
@@ -112,7 +131,7 @@ class FeatureStore:
 
     def pooled(self, ids: Sequence[str] | None = None, layer: int | None = None) -> np.ndarray:
         """Pooled features [n, D] (or [n, L, D] with ``layer=None`` on a layered store)."""
-        data = self.group["pooled"][...]
+        data = self._checked("pooled")
         if ids is not None:
             data = data[self.rows(ids)]
         if self.layered and layer is not None:
@@ -123,7 +142,26 @@ class FeatureStore:
         """Frame-level features [T, D] of one utterance."""
         if "frames" not in self.group:
             raise StoreError(f"{self.path}: backbone {self.attrs.get('backbone')} has no frame features")
-        offsets = self.group["offsets"]
+        if self._offsets is None:
+            self._offsets = self._checked("offsets")
+            self._frame_digests = [str(d) for d in self._checked("frame_digests")]
         i = int(self.rows([uid])[0])
-        start, stop = offsets[i : i + 2]
-        return self.group["frames"][int(start) : int(stop)]
+        start, stop = self._offsets[i : i + 2]
+        try:
+            feats = self.group["frames"][int(start) : int(stop)]
+        except Exception as err:  # a truncated chunk fails to decode: damage
+            raise StoreError(f"{self.path}: frame features of {uid} cannot be read ({err}); {DAMAGED_HINT}") from err
+        if data_digest(feats) != self._frame_digests[i]:
+            raise StoreError(f"{self.path}: frame features of {uid} fail their checksum; {DAMAGED_HINT}")
+        return feats
+
+    def _checked(self, name: str) -> np.ndarray:
+        """Array ``name`` read whole and compared with the checksum it was sealed with."""
+        want = self.attrs["checksums"].get(name)
+        try:
+            data = self.group[name][...]
+        except Exception as err:  # a truncated chunk fails to decode: damage
+            raise StoreError(f"{self.path}: array {name} cannot be read ({err}); {DAMAGED_HINT}") from err
+        if want is None or len(data) != want["rows"] or data_digest(data) != want["blake2b"]:
+            raise StoreError(f"{self.path}: array {name} fails its checksum (a chunk file missing or altered); {DAMAGED_HINT}")
+        return data

@@ -9,11 +9,18 @@ frame features keep small sharded chunks (read per utterance). Audio, video fram
 compressed.
 Ragged per-utterance sequences (audio samples, video frames, frame-level features) are stored
 flat, ``[total, ...]``, with ``offsets[N+1]``: item ``i`` is ``flat[offsets[i]:offsets[i+1]]``.
+
+Checksums: every array written here carries a BLAKE2b digest of its contents (attribute
+``blake2b``, computed from the data in memory as it is written); :func:`seal` copies them into the
+group's ``checksums`` with the row counts and sets ``complete`` last, and :func:`verify_group`
+reads every array back and compares. Zarr returns the fill value for a missing chunk file, so a
+deleted chunk would otherwise read as NaN rows, silently; a truncated chunk fails to decode.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import hashlib
+from typing import Any, Sequence
 
 import numpy as np
 import zarr
@@ -51,6 +58,51 @@ def _create(group: zarr.Group, name: str, shape: tuple[int, ...], dtype, fill_va
     )
 
 
+class Digest:
+    """Streaming BLAKE2b over an array's rows, in order: the same digest however the rows arrive
+    in blocks (strings are hashed one by one, NUL-terminated)."""
+
+    def __init__(self) -> None:
+        self._h = hashlib.blake2b(digest_size=16)
+        self.rows = 0
+
+    def update(self, rows: np.ndarray) -> None:
+        rows = np.asarray(rows)
+        if rows.dtype.kind in "OUST":
+            for value in rows.ravel():
+                self._h.update(str(value).encode())
+                self._h.update(b"\x00")
+        elif rows.size:
+            self._h.update(np.ascontiguousarray(rows).data)
+        self.rows += len(rows) if rows.ndim else 1
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
+
+
+def data_digest(data: np.ndarray) -> str:
+    """The :class:`Digest` of an in-memory array."""
+    d = Digest()
+    d.update(data)
+    return d.hexdigest()
+
+
+def _stamp(arr: zarr.Array, digest: str) -> zarr.Array:
+    arr.attrs["blake2b"] = digest
+    return arr
+
+
+def array_digest(arr: zarr.Array) -> str:
+    """Read ``arr`` back block by block (a shard, or a chunk, of rows at a time) and digest it."""
+    d = Digest()
+    step = max(1, (arr.shards or arr.chunks)[0]) if arr.ndim else 1
+    if arr.ndim == 0:
+        d.update(arr[...])
+    for start in range(0, arr.shape[0] if arr.ndim else 0, step):
+        d.update(arr[start : start + step])
+    return d.hexdigest()
+
+
 def write_array(group: zarr.Group, name: str, data: np.ndarray, fill_value=None, compress: bool = True, **layout) -> zarr.Array:
     """Write ``data`` as array ``name`` in ``group``: sharded and compressed unless ``layout`` says
     otherwise (``compress``, ``chunk_bytes``, ``sharded``; see :data:`POOLED_LAYOUT`)."""
@@ -58,7 +110,7 @@ def write_array(group: zarr.Group, name: str, data: np.ndarray, fill_value=None,
     arr = _create(group, name, data.shape, data.dtype, fill_value, compress, **layout)
     if data.size:
         arr[...] = data
-    return arr
+    return _stamp(arr, data_digest(data))
 
 
 class ArrayAppender:
@@ -81,6 +133,7 @@ class ArrayAppender:
         self.shard_rows = (self.array.shards or self.array.chunks)[0]
         self._buf: list[np.ndarray] = []
         self._buffered = 0
+        self.digest = Digest()
 
     def append(self, rows: np.ndarray) -> None:
         rows = np.asarray(rows, dtype=self.dtype)
@@ -88,6 +141,7 @@ class ArrayAppender:
             raise ValueError(f"{self.array.name}: rows of shape {rows.shape[1:]}, expected {self.row_shape}")
         if not len(rows):
             return
+        self.digest.update(rows)
         self._buf.append(rows)
         self._buffered += len(rows)
         if self._buffered >= self.shard_rows:
@@ -102,7 +156,7 @@ class ArrayAppender:
         if self._buffered:
             self.array.append(np.concatenate(self._buf))
         self._buf, self._buffered = [], 0
-        return self.array
+        return _stamp(self.array, self.digest.hexdigest())
 
 
 def write_strings(group: zarr.Group, name: str, values: Sequence[str]) -> zarr.Array:
@@ -112,7 +166,7 @@ def write_strings(group: zarr.Group, name: str, values: Sequence[str]) -> zarr.A
     arr = group.create_array(name, shape=(len(values),), dtype=str, chunks=(min(n, 65536),))
     if values:
         arr[:] = np.array(values, dtype=object).astype(str)
-    return arr
+    return _stamp(arr, data_digest(np.array(values, dtype=object)))
 
 
 def read_strings(arr: zarr.Array) -> list[str]:
@@ -123,3 +177,52 @@ def offsets_from_lengths(lengths: Sequence[int]) -> np.ndarray:
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(np.asarray(lengths, dtype=np.int64), out=offsets[1:])
     return offsets
+
+
+# --- sealing and verifying a group ----------------------------------------------------------------
+
+
+def seal(group: zarr.Group, attrs: dict[str, Any] | None = None) -> None:
+    """Record every array's checksum and row count in the group's attributes, then ``complete``.
+
+    ``complete`` is written last: a reader that sees it knows every array was written and what it
+    must read back as.
+    """
+    checksums = {}
+    for name, arr in sorted(group.arrays()):  # (listing order is the filesystem's: sort, for stable bytes)
+        digest = arr.attrs.get("blake2b")
+        if digest is None:
+            raise ValueError(f"{group.store}: array {name} was not written through pipeline.core.zarrio (no checksum)")
+        checksums[name] = {"blake2b": digest, "rows": int(arr.shape[0]) if arr.ndim else 1}
+    group.attrs.update({**(attrs or {}), "checksums": checksums})
+    group.attrs["complete"] = True
+
+
+def verify_group(group: zarr.Group, deep: bool = True) -> list[str]:
+    """Problems with a sealed group: not complete, arrays missing or of the wrong length, and (with
+    ``deep``) contents that do not match their checksum or cannot be read. Empty when it is sound."""
+    if not group.attrs.get("complete"):
+        return ["not sealed complete (interrupted write?)"]
+    recorded = group.attrs.get("checksums")
+    if recorded is None:
+        return ["records no checksums (written by an older version)"]
+    problems = []
+    present = dict(group.arrays())
+    for name, want in sorted(recorded.items()):
+        arr = present.get(name)
+        if arr is None:
+            problems.append(f"array {name} is missing")
+            continue
+        rows = int(arr.shape[0]) if arr.ndim else 1
+        if rows != want["rows"]:
+            problems.append(f"array {name} has {rows} rows, sealed with {want['rows']}")
+            continue
+        if deep:
+            try:
+                digest = array_digest(arr)
+            except Exception as err:  # noqa: BLE001 - any decode failure is damage (truncated chunk, bad codec data)
+                problems.append(f"array {name} cannot be read ({type(err).__name__}: {err})")
+                continue
+            if digest != want["blake2b"]:
+                problems.append(f"array {name} fails its checksum (a chunk file missing or altered)")
+    return problems

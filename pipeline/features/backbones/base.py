@@ -82,6 +82,9 @@ class Backbone:
     type_name: ClassVar[str] = ""
     modality: ClassVar[str] = "audio"
     has_frames: ClassVar[bool] = False
+    # No backbone here produces NaN or infinity, so a store holding one is damaged and is not sealed;
+    # a backbone whose outputs may legitimately be non-finite says so here.
+    nonfinite_ok: ClassVar[bool] = False
 
     def __init__(self, name: str, settings: BackboneSettings):
         self.name = name

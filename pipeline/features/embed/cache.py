@@ -1,9 +1,16 @@
 """The embed cache: ``<cache>/<backbone key>/{plans/*.json, shards/<id>.zarr, backbone.json}``.
 
 Computed items live in a content-addressed cache outside DVC's outputs, in shards of
-``embed.shard_size`` items, each a small Zarr group written atomically with ``complete`` set last.
-The shard plan is written before any compute, so a run resumed after ``kill -9`` reuses the
-unfinished shards of that plan with the same composition and batches.
+``embed.shard_size`` items, each a small Zarr group written atomically and sealed (checksums and
+row counts of every array, ``complete`` last; :func:`pipeline.core.zarrio.seal`). The shard plan is
+written before any compute, so a run resumed after ``kill -9`` reuses the unfinished shards of that
+plan with the same composition and batches.
+
+A cache is never trusted blindly (:mod:`pipeline.core.shards`): every shard is checked as it is
+read — its keys when scanned, its pooled rows and offsets when opened, each item's frame features
+against a per-item digest when copied into a store. A damaged shard raises
+:class:`~pipeline.core.shards.DamagedShard` naming its path; the engine reports it, removes it and
+recomputes its items, so removing or damaging anything in the cache costs time, never a wrong store.
 """
 
 from __future__ import annotations
@@ -20,11 +27,13 @@ import zarr
 
 from pipeline.core.hashing import content_key
 from pipeline.core.io import atomic_dir, atomic_file
+from pipeline.core.shards import DamagedShard, ShardCache, checked, open_shard
 from pipeline.core.zarrio import (
     FRAMES_LAYOUT,
     POOLED_LAYOUT,
+    data_digest,
     offsets_from_lengths,
-    read_strings,
+    seal,
     write_array,
     write_strings,
 )
@@ -37,32 +46,22 @@ class Shard:
     keys: list[str]
 
 
-class Cache:
+class Cache(ShardCache):
+    """The embed cache of one backbone key: sealed shards plus the plans of earlier runs."""
+
+    what = "embed cache"
+
     def __init__(self, root: str | Path, bkey: str):
-        self.dir = Path(root) / bkey
-        self.shards_dir = self.dir / "shards"
+        super().__init__(Path(root) / bkey)
         self.plans_dir = self.dir / "plans"
         self.has_frames: dict[str, bool] = {}
 
-    def shard_path(self, sid: str) -> Path:
-        return self.shards_dir / f"{sid}.zarr"
+    def on_scan(self, sid: str, group: zarr.Group) -> None:
+        self.has_frames[sid] = "offsets" in group
 
-    def scan(self, sids: list[str] | None = None) -> dict[str, tuple[str, int]]:
-        """key → (shard id, row) for every finished shard (or just ``sids``); notes which shards
-        hold frame features in :attr:`has_frames`."""
-        found: dict[str, tuple[str, int]] = {}
-        paths = sorted(self.shards_dir.glob("*.zarr")) if sids is None else [self.shard_path(s) for s in sids]
-        for path in paths:
-            try:
-                group = zarr.open_group(str(path), mode="r")
-            except Exception:  # noqa: BLE001 - unreadable leftovers are recomputed
-                continue
-            if not group.attrs.get("complete"):
-                continue
-            self.has_frames[path.stem] = "offsets" in group
-            for row, key in enumerate(read_strings(group["keys"])):
-                found.setdefault(key, (path.stem, row))
-        return found
+    def discard(self, damage: DamagedShard) -> None:
+        super().discard(damage)
+        self.has_frames.pop(damage.path.stem, None)
 
     def pending(self) -> list[Shard]:
         """Shards planned by earlier runs (finished or not), oldest plan first."""
@@ -96,31 +95,60 @@ class Cache:
 
 
 def write_cache_shard(path: Path, shard: Shard, pooled: list[np.ndarray], frames: list[np.ndarray | None]) -> None:
-    """One finished shard, atomically: ``keys``, ``pooled``, and ``frames`` + ``offsets`` if any."""
+    """One finished shard, atomically: ``keys``, ``pooled``, and ``frames`` + ``offsets`` + a digest
+    per item's frames if any; sealed with every array's checksum."""
     with atomic_dir(path) as tmp:
         group = zarr.open_group(str(tmp), mode="w")
         write_strings(group, "keys", shard.keys)
         write_array(group, "pooled", np.stack(pooled).astype(np.float32), **POOLED_LAYOUT)
         if all(f is not None for f in frames):
-            write_array(group, "frames", np.concatenate(frames).astype(np.float32), **FRAMES_LAYOUT)
+            frames = [np.asarray(f, dtype=np.float32) for f in frames]
+            write_array(group, "frames", np.concatenate(frames), **FRAMES_LAYOUT)
             write_array(group, "offsets", offsets_from_lengths([len(f) for f in frames]))
-        group.attrs["complete"] = True
+            write_strings(group, "frame_digests", [data_digest(f) for f in frames])
+        seal(group, {"rows": len(shard.keys)})
 
 
 class ShardReader:
-    """A few open cache shards (pooled rows in memory, frames read per item)."""
+    """A few open cache shards (pooled rows in memory, frames read per run of items), every read
+    checked against the shard's checksums: damage raises :class:`DamagedShard`."""
 
     def __init__(self, cache: Cache, keep: int = 4):
         self.cache, self.keep = cache, keep
-        self.open: OrderedDict[str, tuple[zarr.Group, np.ndarray, np.ndarray | None]] = OrderedDict()
+        self.open: OrderedDict[str, tuple[zarr.Group, np.ndarray, np.ndarray | None, list[str] | None]] = OrderedDict()
 
     def get(self, sid: str):
         if sid in self.open:
             self.open.move_to_end(sid)
-            return self.open[sid]
-        group = zarr.open_group(str(self.cache.shard_path(sid)), mode="r")
-        entry = (group, group["pooled"][...], group["offsets"][...] if "offsets" in group else None)
+            return self.open[sid][:3]
+        path = self.cache.shard_path(sid)
+        group = open_shard(path)
+        with_frames = "offsets" in group
+        entry = (
+            group,
+            checked(group, "pooled", path),
+            checked(group, "offsets", path) if with_frames else None,
+            [str(d) for d in checked(group, "frame_digests", path)] if with_frames else None,
+        )
         self.open[sid] = entry
         if len(self.open) > self.keep:
             self.open.popitem(last=False)
-        return entry
+        return entry[:3]
+
+    def frames(self, sid: str, start: int, stop: int) -> tuple[np.ndarray, list[int]]:
+        """Frame features of rows ``start:stop`` of shard ``sid`` (flat) and their lengths, each
+        item checked against its digest."""
+        group, _, offsets = self.get(sid)
+        digests = self.open[sid][3]
+        path = self.cache.shard_path(sid)
+        try:
+            feats = group["frames"][int(offsets[start]) : int(offsets[stop])]
+        except Exception as err:
+            raise DamagedShard(path, f"array frames cannot be read ({type(err).__name__}: {err})") from err
+        lengths = np.diff(offsets[start : stop + 1]).tolist()
+        at = 0
+        for row, n in zip(range(start, stop), lengths):
+            if data_digest(feats[at : at + n]) != digests[row]:
+                raise DamagedShard(path, f"frame features of row {row} fail their checksum (a chunk file missing or altered)")
+            at += n
+        return feats, lengths

@@ -22,7 +22,9 @@ How a store is built (the README's "Embedding at scale" section says why):
    finished shard while the next batches compute. ``executor: ray`` hands whole shards to Ray Data
    actors instead (one per GPU; a shard has exactly one writer).
 5. **Assemble.** The store is written in manifest order from the cache shards, streaming, into a
-   temporary directory renamed into place with ``complete`` set last.
+   temporary directory renamed into place with ``complete`` set last. Every cache read is checked
+   against the shard's checksums; a damaged shard is reported, removed and its items computed
+   again (then assembly restarts), and a store with a missing row or a NaN is never sealed.
 
 Peak memory is bounded by the prefetch depth, a few shards and one Zarr write buffer, never by the
 corpus size. Modules: ``items`` (keys), ``cache`` (shards, plans), ``local`` and ``ray_executor``
@@ -39,6 +41,7 @@ from typing import Any, Literal
 from pydantic import Field
 from tqdm import tqdm
 
+from pipeline.core.errors import StoreError
 from pipeline.core.hashing import code_version, content_key, params_hash
 from pipeline.core.manifest import Corpus
 from pipeline.core.segments import Segments
@@ -52,14 +55,15 @@ from pipeline.features.backbones.base import (
     result_settings,
 )
 from pipeline.features.embed.assemble import assemble_store
-from pipeline.features.embed.cache import Cache
+from pipeline.features.embed.cache import Cache, DamagedShard
 from pipeline.features.embed.items import collect_items
 from pipeline.features.embed.local import bound_heap, run_local
 
 CACHE_ENV = "AFFECTBENCH_EMBED_CACHE"  # overrides embed.cache (e.g. a shared filesystem for Ray)
 # Bumped when the engine changes what it stores for an item (not when only backbones change: their
-# code is part of the key through code_version).
-CACHE_FORMAT = 1
+# code is part of the key through code_version). 2: shards sealed with checksums.
+CACHE_FORMAT = 2
+REPAIR_ROUNDS = 3  # damaged cache shards found while assembling: recompute and retry this often
 
 
 class RaySettings(Settings):
@@ -141,23 +145,41 @@ def embed_corpus(
     bkey = backbone_key(settings, cls, described.get("revision"))
     items = collect_items(corpus, segments, cls.modality, bkey)
     cache = Cache(eng.cache_root(), bkey)
-    shards, done = cache.plan(items, eng.shard_size, {"backbone": name, **attrs})
-    cached = len(items.by_key) - sum(len(s.keys) for s in shards)
-    n_todo = sum(len(s.keys) for s in shards)
-    print(f"embed {corpus.name}/{name}: {len(items.by_key)} distinct inputs, {cached} cached, "
-          f"{n_todo} to compute in {len(shards)} shard(s) [{eng.executor}, cache {cache.dir}]", flush=True)
-    with tqdm(total=n_todo, desc=f"embed {corpus.name}/{name}", unit="utt") as bar:
-        if shards and eng.executor == "ray":
-            from pipeline.features.embed.ray_executor import run_ray
-
-            run_ray(name, settings, segments, items, shards, cache, eng.ray, bar)
-        elif shards:
-            run_local(backbone, items, shards, cache, eng.prefetch, bar)
+    computed = n_shards = 0
+    for _ in range(REPAIR_ROUNDS):
+        shards, done = cache.plan(items, eng.shard_size, {"backbone": name, **attrs})
+        n_todo = sum(len(s.keys) for s in shards)
+        cached = len(items.by_key) - n_todo
+        print(f"embed {corpus.name}/{name}: {len(items.by_key)} distinct inputs, {cached} cached, "
+              f"{n_todo} to compute in {len(shards)} shard(s) [{eng.executor}, cache {cache.dir}]", flush=True)
+        _compute(backbone, name, settings, segments, items, shards, cache, eng, f"embed {corpus.name}/{name}")
+        computed += n_todo
+        n_shards += len(shards)
+        done.update(cache.scan([s.id for s in shards]))  # only the shards this run wrote are read again
+        try:
+            info = assemble_store(out_path, items, cache, done, attrs, want_frames=backbone.has_frames,
+                                  allow_nonfinite=cls.nonfinite_ok)
+            break
+        except DamagedShard as damage:  # found while reading: remove it, compute its items again, retry
+            cache.discard(damage)
+    else:
+        raise StoreError(f"{cache.dir}: cache shards still damaged after {REPAIR_ROUNDS} repairs (is the disk failing?)")
     after = backbone.describe()
     counters = {k: after[k] for k in RUN_COUNTERS if after.get(k)}
     if counters and eng.executor == "local":  # (Ray workers count in their own processes)
         print(f"embed {corpus.name}/{name}: {counters}", flush=True)
-    done.update(cache.scan([s.id for s in shards]))  # only the shards this run wrote are read again
-    info = assemble_store(out_path, items, cache, done, attrs, want_frames=backbone.has_frames)
-    return {"applicable": True, "n": len(items.ids), "dims": info["dims"], "cached": cached, "computed": n_todo,
-            "shards": len(shards)}
+    return {"applicable": True, "n": len(items.ids), "dims": info["dims"], "cached": len(items.by_key) - computed,
+            "computed": computed, "shards": n_shards}
+
+
+def _compute(backbone, name, settings, segments, items, shards, cache, eng: EmbedSettings, desc: str) -> None:
+    """Compute ``shards`` into the cache with the configured executor, showing progress."""
+    if not shards:
+        return
+    with tqdm(total=sum(len(s.keys) for s in shards), desc=desc, unit="utt") as bar:
+        if eng.executor == "ray":
+            from pipeline.features.embed.ray_executor import run_ray
+
+            run_ray(name, settings, segments, items, shards, cache, eng.ray, bar)
+        else:
+            run_local(backbone, items, shards, cache, eng.prefetch, bar)
