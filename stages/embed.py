@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipeline.core import manifest
 from pipeline.core.config import section
+from pipeline.core.inputs import load_items
 from pipeline.core.paths import prepared_dir, segments_path, store_path, transcripts_path
 from pipeline.core.segments import Segments
 from pipeline.core.settings import parse
@@ -18,7 +18,7 @@ def main(args, params) -> None:
     settings = backbone_settings(args.backbone, section(params, "backbones", args.backbone))
     # params `embed` (executor, cache, shard size) schedule the work; they do not change results.
     engine = parse(EmbedSettings, params.get("embed"), "embed")
-    corpus = manifest.load(prepared_dir(args.corpus))
+    corpus = load_items(args.corpus, prepared_dir(args.corpus))  # ids, media, text: no labels
     transcripts = transcripts_path(args.corpus)
     if transcripts.exists():  # the transcribe stage's output: corpus text, ASR where it was missing
         text = pd.read_parquet(transcripts).set_index("id")["text"]

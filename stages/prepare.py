@@ -6,6 +6,7 @@ import shutil
 
 from pipeline.core import manifest
 from pipeline.core.config import section
+from pipeline.core.inputs import write_items
 from pipeline.core.paths import prepared_dir
 from pipeline.corpora.base import corpus_settings, prepare_corpus
 from stages._cli import run_stage
@@ -19,6 +20,7 @@ def main(args, params) -> None:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     corpus = prepare_corpus(args.corpus, settings, out)
+    write_items(corpus, out)  # model inputs + media digests: what segment, transcribe and embed read
     manifest.save(corpus, out)
     counts = corpus.manifest.groupby("split").size().to_dict()
     print(f"prepared {args.corpus}: {len(corpus.manifest)} utterances {counts}, tasks {[t.name for t in corpus.tasks]}")

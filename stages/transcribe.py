@@ -8,8 +8,8 @@ SenseVoice) transcribe only the utterances whose text is empty. Writes
 
 from __future__ import annotations
 
-from pipeline.core import manifest
 from pipeline.core.config import section
+from pipeline.core.inputs import load_items
 from pipeline.core.io import atomic_file, write_json
 from pipeline.core.paths import prepared_dir, segments_path, transcripts_path, transcripts_report
 from pipeline.core.settings import parse
@@ -19,7 +19,7 @@ from stages._cli import run_stage
 
 def main(args, params) -> None:
     cfg = parse(TranscriptsSettings, section(params, "transcripts"), "transcripts")
-    table, report = transcripts_table(manifest.load(prepared_dir(args.corpus)), segments_path(args.corpus), cfg)
+    table, report = transcripts_table(load_items(args.corpus, prepared_dir(args.corpus)), segments_path(args.corpus), cfg)
     with atomic_file(transcripts_path(args.corpus), "wb") as f:
         table.to_parquet(f, index=False)
     write_json(transcripts_report(args.corpus), {"corpus": args.corpus, **report})

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.core.inputs import write_items
 from pipeline.core.manifest import Corpus, Task, save
 from pipeline.core.segments import Segments
 from pipeline.core.store import FeatureStore, write_store
@@ -233,6 +234,7 @@ def tone_corpus(root: Path, speakers: dict, *, n_per: int = 2, noisy_test: bool 
     task = Task("octave", "regression") if regression else Task("emotion", "classification", TONE_CLASSES)
     corpus = Corpus(name, df, [task], str(root))
     save(corpus, root / "prepared")
+    write_items(corpus, root / "prepared")
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("pipeline.segment.decode.decode_audio", read_wav)
         segment_corpus(corpus, root / "segments.zarr", fps=0, workers=1)

@@ -88,7 +88,7 @@ def test_video_independent_protocol(tree, in_tmp_cwd):
 
 
 def test_unpadded_clip_ids_find_the_padded_files(tmp_path, in_tmp_cwd):
-    root = generate(tmp_path / "SIMS", clip_id_style="int", n_videos=3, clips_per_video=3)
+    root = generate(tmp_path / "SIMS", clip_id_style="int", n_videos=3, clips_per_video=5)  # 5 clips: a test split
     df = prepare({"root": str(root)}, in_tmp_cwd).manifest.set_index("id")
     assert "video_0002_3" in df.index  # the id keeps the clip id as the CSV writes it
     assert df.loc["video_0002_3", "audio"].endswith("Raw/video_0002/0003.mp4")
@@ -131,5 +131,5 @@ def test_missing_clip_is_reported_by_the_segment_stage(copy, in_tmp_cwd):
     corpus.manifest = corpus.manifest[corpus.manifest["speaker"] == "video_0003"].head(3)
     with pytest.raises(MediaError, match=r"Raw/video_0003/0002\.mp4: file not found"):
         segment_corpus(corpus, in_tmp_cwd / "seg.zarr", on_bad_media="error")
-    skipped = segment_corpus(corpus, in_tmp_cwd / "seg.zarr", on_bad_media="skip")
+    skipped = segment_corpus(corpus, in_tmp_cwd / "seg.zarr", on_bad_media="skip").skipped
     assert [(s["id"], s["reason"]) for s in skipped] == [("video_0003_0002", "file not found")]

@@ -180,5 +180,5 @@ def test_missing_clip_is_named_by_the_segment_stage(tree, in_tmp_cwd):
     Path(gone).unlink()
     with pytest.raises(MediaError, match=re.escape(gone) + ": file not found"):
         segment_corpus(small, in_tmp_cwd / "seg.zarr", on_bad_media="error", workers=1)
-    skipped = segment_corpus(small, in_tmp_cwd / "seg2.zarr", fps=0, on_bad_media="skip", workers=1)
+    skipped = segment_corpus(small, in_tmp_cwd / "seg2.zarr", fps=0, on_bad_media="skip", workers=1).skipped
     assert skipped == [{"id": "conv1_utt2", "file": gone, "reason": "file not found"}]

@@ -128,4 +128,4 @@ def test_missing_media_is_reported_by_name(tree):
     Path(gone).unlink()
     with pytest.raises(MediaError, match=rf"^{gone}: file not found"):
         segment_corpus(corpus, Path("seg.zarr"), on_bad_media="error", workers=1)
-    assert [s["file"] for s in segment_corpus(corpus, Path("seg.zarr"), on_bad_media="skip")] == [gone]
+    assert [s["file"] for s in segment_corpus(corpus, Path("seg.zarr"), on_bad_media="skip").skipped] == [gone]

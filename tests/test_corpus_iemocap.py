@@ -176,7 +176,7 @@ def test_segmenting_names_missing_wavs(tree, in_tmp_cwd):
     Path(gone).unlink()
     with pytest.raises(MediaError, match=re.escape(gone) + ": file not found"):
         segment_corpus(small, in_tmp_cwd / "seg.zarr", on_bad_media="error", workers=1)
-    skipped = segment_corpus(small, in_tmp_cwd / "seg2.zarr", on_bad_media="skip", workers=1)
+    skipped = segment_corpus(small, in_tmp_cwd / "seg2.zarr", on_bad_media="skip", workers=1).skipped
     assert skipped == [{"id": small.manifest["id"].iloc[1], "file": gone, "reason": "file not found"}]
     seg = Segments(in_tmp_cwd / "seg2.zarr")
     assert seg.ids == [small.manifest["id"].iloc[0], small.manifest["id"].iloc[2]]

@@ -222,11 +222,11 @@ def test_leakage_in_the_official_split_is_rejected(tree):
 
 
 def test_missing_media_is_reported_by_name(tree):
-    rows = plan()[:3]
+    rows = plan()[:3] + plan()[8:11]  # two speakers: one alone makes no folds (an error at prepare)
     rows[1]["path"] = "clips/s1/not_there.wav"
     corpus = prepare(tree, file=labels(tree, rows, "three.csv"), protocol="loso")
     with pytest.raises(MediaError, match=r"^corpus/clips/s1/not_there\.wav: file not found"):
         segment_corpus(corpus, Path("seg.zarr"), on_bad_media="error", workers=1)
-    skipped = segment_corpus(corpus, Path("seg.zarr"), on_bad_media="skip")
+    skipped = segment_corpus(corpus, Path("seg.zarr"), on_bad_media="skip").skipped
     missing = {"id": "clips_s1_not_there", "file": "corpus/clips/s1/not_there.wav", "reason": "file not found"}
     assert skipped == [missing]

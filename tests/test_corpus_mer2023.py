@@ -99,7 +99,7 @@ def test_clip_without_video_stream_gives_zero_frames(tree, in_tmp_cwd):
     corpus.manifest = corpus.manifest[corpus.manifest["split"] == "test"].head(2)
     audio_only, normal = corpus.manifest["id"]
     assert corpus.manifest["video"].str.endswith(".mp4").tolist() == [True, False]
-    assert segment_corpus(corpus, in_tmp_cwd / "seg.zarr", fps=5, on_bad_media="error") == []
+    assert segment_corpus(corpus, in_tmp_cwd / "seg.zarr", fps=5, on_bad_media="error").skipped == []
     seg = Segments(in_tmp_cwd / "seg.zarr")
     assert len(seg.frames(audio_only)) == 0 and len(seg.frames(normal)) > 0
     assert len(seg.audio(audio_only)) > 0.3 * 16000
@@ -152,6 +152,6 @@ def test_missing_clip_is_reported_by_the_segment_stage(copy, in_tmp_cwd):
     corpus.manifest = df[df["id"].isin(["sample_00000002", "sample_00000004"])]
     with pytest.raises(MediaError, match=r"train/sample_00000004\.avi: file not found"):
         segment_corpus(corpus, in_tmp_cwd / "seg.zarr", on_bad_media="error")
-    skipped = segment_corpus(corpus, in_tmp_cwd / "seg.zarr", fps=0, on_bad_media="skip")
+    skipped = segment_corpus(corpus, in_tmp_cwd / "seg.zarr", fps=0, on_bad_media="skip").skipped
     assert [(s["id"], s["reason"]) for s in skipped] == [("sample_00000004", "file not found")]
     assert skipped[0]["file"].endswith("train/sample_00000004.avi")

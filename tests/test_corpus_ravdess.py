@@ -113,13 +113,12 @@ def test_duplicate_clip_is_an_error(tree):
         prepare(tree)
 
 
-def test_media_escaping_the_root_is_an_error(tree):
+def test_media_symlinked_from_outside_the_root_are_read_through_the_link(tree):
     outside = write_wav(Path("elsewhere.wav"), seconds=0.1)
     (tree / "Actor_07").mkdir()
     (tree / "Actor_07" / f"{clip_name(3, 1, 1, 7)}.wav").symlink_to(outside.resolve())
-    message = r"^ravdess/Actor_07/03-01-01-01-01-01-07\.wav: media path .* escapes the corpus root"
-    with pytest.raises(ManifestError, match=message):
-        prepare(tree)
+    df = prepare(tree).manifest
+    assert df.loc[df["speaker"] == "07", "audio"].item().endswith("Actor_07/03-01-01-01-01-01-07.wav")
 
 
 def test_leakage_guard_rejects_an_actor_in_two_folds(tree):
@@ -137,7 +136,7 @@ def test_missing_and_empty_media_are_reported_by_name(tree, in_tmp_cwd):
     (in_tmp_cwd / empty).write_bytes(b"")
     with pytest.raises(MediaError, match="file not found|file is empty"):
         segment_corpus(corpus, in_tmp_cwd / "seg.zarr", on_bad_media="error", workers=1)
-    skipped = segment_corpus(corpus, in_tmp_cwd / "seg.zarr", on_bad_media="skip")
+    skipped = segment_corpus(corpus, in_tmp_cwd / "seg.zarr", on_bad_media="skip").skipped
     assert sorted((s["file"], s["reason"]) for s in skipped) == sorted(
         [(gone, "file not found"), (empty, "file is empty (0 bytes)")]
     )
@@ -146,15 +145,19 @@ def test_missing_and_empty_media_are_reported_by_name(tree, in_tmp_cwd):
 
 @needs_ravdess
 def test_real_ravdess_clip(in_tmp_cwd):
-    root = RAVDESS_MP4.parent
     with pytest.raises(ManifestError, match="no RAVDESS audio clips found"):
-        prepare(root)  # the sample holds only the full-AV mp4
+        prepare(RAVDESS_MP4.parent)  # the sample holds only the full-AV mp4
+    # one actor makes no actor-independent folds: link the real clip in as two actors (symlinks are read)
+    root = in_tmp_cwd / "ravdess"
+    for actor in ("01", "02", "03"):
+        (root / f"Actor_{actor}").mkdir(parents=True)
+        (root / f"Actor_{actor}" / f"01-01-01-01-01-01-{actor}.mp4").symlink_to(RAVDESS_MP4.resolve())
     corpus = get_recipe("ravdess")({"root": str(root), "modality": "audiovisual"}, in_tmp_cwd)
     df = corpus.manifest
-    assert len(df) == 1
+    assert len(df) == 3
     row = df.iloc[0]
     assert (row.id, row.speaker, row.emotion, row.fold) == ("01-01-01-01-01-01-01", "01", "neutral", 0)
-    assert row.audio == row.video == RAVDESS_MP4.resolve().as_posix()
-    assert segment_corpus(corpus, in_tmp_cwd / "seg.zarr") == []
+    assert row.audio == row.video == "ravdess/Actor_01/01-01-01-01-01-01-01.mp4"  # the link's path, lexical
+    assert segment_corpus(corpus, in_tmp_cwd / "seg.zarr").skipped == []
     seg = Segments(in_tmp_cwd / "seg.zarr")
     assert 3.0 < seg.duration(row.id) < 3.6 and len(seg.frames(row.id)) > 0

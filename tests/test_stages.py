@@ -71,11 +71,18 @@ def test_truncated_media_errors_or_is_skipped_and_reported(prepared, monkeypatch
     assert victim["id"] in open("metrics/leaderboard.md").read()
 
 
+def blank_text() -> pd.DataFrame:
+    """Remove the demo's transcripts from both prepared tables (labels and model inputs)."""
+    for table in ("items", "manifest"):
+        path = f"data/demo/prepared/{table}.parquet"
+        df = pd.read_parquet(path)
+        df["text"] = ""
+        df.to_parquet(path, index=False)
+    return df  # the manifest
+
+
 def test_text_backbone_on_corpus_without_transcripts_is_a_reported_skip(prepared, monkeypatch):
-    path = "data/demo/prepared/manifest.parquet"
-    df = pd.read_parquet(path)
-    df["text"] = ""
-    df.to_parquet(path, index=False)
+    df = blank_text()
     segment.main(ns(corpus="demo"), prepared)
     transcribe.main(ns(corpus="demo"), prepared)
     table = pd.read_parquet("data/demo/transcripts.parquet")
@@ -92,10 +99,7 @@ def test_text_backbone_on_corpus_without_transcripts_is_a_reported_skip(prepared
 
 def test_embed_reads_filled_transcripts(prepared, monkeypatch):
     """Text from the transcribe stage (e.g. ASR) replaces the empty corpus text for text backbones."""
-    path = "data/demo/prepared/manifest.parquet"
-    df = pd.read_parquet(path)
-    df["text"] = ""
-    df.to_parquet(path, index=False)
+    df = blank_text()
     segment.main(ns(corpus="demo"), prepared)
     pd.DataFrame({"id": df["id"], "text": "hello " + df["emotion"], "source": "asr"}).to_parquet("data/demo/transcripts.parquet")
     embed.main(ns(corpus="demo", backbone="minilm"), prepared)

@@ -110,7 +110,7 @@ def corpus_and_segments(tmp_path):
                      "text": text, "emotion": "neutral"})
     rows[4]["audio"] = str(root / "missing.wav")  # bad media: skipped by segmenting, so no audio to transcribe
     corpus = Corpus("tiny", pd.DataFrame(rows), [Task("emotion", classes=["neutral"])], str(root))
-    skipped = segment_corpus(corpus, tmp_path / "seg.zarr", on_bad_media="skip", workers=1)
+    skipped = segment_corpus(corpus, tmp_path / "seg.zarr", on_bad_media="skip", workers=1).skipped
     assert [s["id"] for s in skipped] == ["u4"]
     return corpus, Segments(tmp_path / "seg.zarr")
 

@@ -10,6 +10,10 @@ MODELS = Path("models")
 METRICS = Path("metrics")
 
 
+def inputs_dir(corpus: str) -> Path:
+    return DATA / corpus / "inputs"
+
+
 def prepared_dir(corpus: str) -> Path:
     return DATA / corpus / "prepared"
 

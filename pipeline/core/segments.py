@@ -3,7 +3,10 @@
 ``data/<corpus>/segments.zarr`` holds ``ids``, flat ``audio`` (16 kHz mono float32) + ``audio_offsets``,
 flat ``frames`` [F, S, S, 3] uint8 + ``frame_offsets`` (zero frames for audio-only items), and per item
 the content keys ``audio_key`` / ``frames_key`` (hashes of the decoded samples and the segment
-parameters) that the embed cache is keyed on. :mod:`pipeline.segment` writes it; the embed,
+parameters) that the embed cache is keyed on, and ``audio_digest`` / ``video_digest``: the content
+digests of the files each item was decoded from. The store is sealed with every array's checksum
+(:func:`pipeline.core.zarrio.seal`); opening it checks that it is complete and every array has its
+sealed length, and ``python -m pipeline.tools.verify`` reads every array back. :mod:`pipeline.segment` writes it; the embed,
 transcribe and fine-tuning stages read it through :class:`Segments`.
 """
 
@@ -15,7 +18,7 @@ import numpy as np
 import zarr
 
 from pipeline.core.errors import StoreError
-from pipeline.core.zarrio import read_strings
+from pipeline.core.zarrio import read_strings, verify_group
 
 
 class Segments:
@@ -26,6 +29,10 @@ class Segments:
         if not (self.path / "zarr.json").exists():
             raise StoreError(f"{self.path}: segments store not found; run the segment stage")
         self.group = zarr.open_group(str(self.path), mode="r")
+        problems = verify_group(self.group, deep=False)
+        if problems:
+            raise StoreError(f"{self.path}: segments store is damaged or incomplete ({'; '.join(problems)}); "
+                             "rerun the segment stage")
         self.ids = read_strings(self.group["ids"])
         self.index = {uid: i for i, uid in enumerate(self.ids)}
         self.sample_rate = int(self.group.attrs["sample_rate"])

@@ -28,6 +28,11 @@ class CorpusSettings(Settings):
     recipe: str | None = None  # which recipe reads this section (default: the section's name)
     root: str | None = None  # where the corpus lives on disk
 
+    def files_outside_root(self) -> list[str]:
+        """Files the recipe reads that lie outside ``root``: DVC watches the root only
+        (:mod:`pipeline.core.inputs`), so the ``inputs`` stage warns about these."""
+        return []
+
 
 class FoldSettings(CorpusSettings):
     """Recipes with a ``kfold`` protocol: how many actor/speaker-independent folds."""

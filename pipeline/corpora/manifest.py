@@ -70,7 +70,7 @@ import pandas as pd
 from pydantic import Field, field_validator
 
 from pipeline.core.errors import ManifestError
-from pipeline.core.manifest import SPLITS, Corpus, Task, display_path, validate
+from pipeline.core.manifest import SPLITS, Corpus, Task, display_path, inside, validate
 from pipeline.core.settings import Settings
 from pipeline.corpora.base import FoldSettings, register_corpus
 from pipeline.corpora.common import assign_folds, carve_dev, corpus_root, media, read_table
@@ -97,6 +97,12 @@ class ManifestSettings(FoldSettings):
     seed: int = 0
     dev_fraction: float = Field(0.1, ge=0, lt=1)  # official without dev: carved from train by whole speakers
     fractions: dict[Literal["train", "dev", "test"], float] | None = None  # random_split (default 0.8/0.1/0.1)
+
+    def files_outside_root(self) -> list[str]:
+        path = Path(self.file).expanduser()
+        if self.root and path.is_absolute() and not inside(path, Path(self.root).expanduser()):
+            return [str(path)]
+        return []
 
     @field_validator("tasks", mode="before")
     @classmethod
