@@ -69,9 +69,8 @@ class Digest:
     def update(self, rows: np.ndarray) -> None:
         rows = np.asarray(rows)
         if rows.dtype.kind in "OUST":
-            for value in rows.ravel():
-                self._h.update(str(value).encode())
-                self._h.update(b"\x00")
+            if rows.size:  # each string NUL-terminated: the same bytes however the rows are split
+                self._h.update(("\x00".join(map(str, rows.ravel())) + "\x00").encode())
         elif rows.size:
             self._h.update(np.ascontiguousarray(rows).data)
         self.rows += len(rows) if rows.ndim else 1

@@ -1,7 +1,7 @@
 """The segment cache: decoded items by content, so a grown or edited corpus re-decodes only what changed.
 
 ``<cache>/<decoder key>/shards/<id>.zarr`` (default ``.cache/segment``): sealed shards
-(:mod:`pipeline.core.shards`) of :data:`SHARD_ITEMS` decoded items each — flat audio and frames
+(:mod:`pipeline.core.shards`) of up to :data:`SHARD_ITEMS` decoded items (:data:`SHARD_BYTES`) — flat audio and frames
 with their offsets, the content keys the embed cache is keyed on, and each item's quality
 warnings. The decoder key hashes the segment parameters that change samples (rate, fps, frame
 size), the decoding code (:mod:`pipeline.core.media`'s closure) and the ffmpeg version; an item's
@@ -27,7 +27,8 @@ from pipeline.core.zarrio import offsets_from_lengths, seal, write_array, write_
 
 CACHE_ENV = "AFFECTBENCH_SEGMENT_CACHE"
 DEFAULT_CACHE = ".cache/segment"
-SHARD_ITEMS = 64  # decoded items per cache shard: the unit of writing and of resuming
+SHARD_ITEMS = 256  # at most this many decoded items per cache shard (the unit of writing and of resuming)
+SHARD_BYTES = 64 << 20  # ... and about this many bytes of samples and frames: memory stays bounded
 
 
 def cache_root() -> str:

@@ -33,7 +33,7 @@ from pipeline.core.media import MediaError, decode_audio, decode_frames, probe
 from pipeline.core.settings import Settings, parse
 from pipeline.core.shards import DamagedShard
 from pipeline.core.zarrio import ArrayAppender, offsets_from_lengths, seal, write_array, write_strings
-from pipeline.segment.cache import SHARD_ITEMS, DecodedItem, SegmentCache, cache_root, decoder_key, item_key
+from pipeline.segment.cache import SHARD_BYTES, SHARD_ITEMS, DecodedItem, SegmentCache, cache_root, decoder_key, item_key
 
 REPAIR_ROUNDS = 3  # damaged cache shards met while assembling: re-decode their items and retry this often
 
@@ -154,8 +154,10 @@ def _decode_missing(name: str, jobs: list[Job], done: dict[str, tuple[str, int]]
             seen.add(job.key)
     failed: dict[str, MediaError] = {}
     pending: list[DecodedItem] = []
+    held = [0]  # bytes of samples and frames in ``pending``
 
     def flush() -> None:
+        held[0] = 0
         if pending:
             sid = cache.write(pending)
             for row, item in enumerate(pending):
@@ -190,7 +192,8 @@ def _decode_missing(name: str, jobs: list[Job], done: dict[str, tuple[str, int]]
                     failed[job.uid] = MediaError(job.audio, "file changed or vanished since prepare; rerun prepare")
                     continue
                 pending.append(res)
-                if len(pending) >= SHARD_ITEMS:
+                held[0] += res.audio.nbytes + res.frames.nbytes
+                if len(pending) >= SHARD_ITEMS or held[0] >= SHARD_BYTES:
                     flush()
     flush()
     return failed

@@ -102,6 +102,11 @@ def backbone_key(settings: BackboneSettings, cls: type, revision: Any) -> str:
     return content_key(blob)
 
 
+def segment_params(segments: Segments) -> dict[str, Any]:
+    """The segment parameters that decide a backbone's inputs (not the store's checksums or counts)."""
+    return {k: segments.group.attrs.get(k) for k in ("sample_rate", "fps", "frame_size", "decoder")}
+
+
 def not_applicable_reason(modality: str, corpus: Corpus, segments: Segments) -> str | None:
     if modality == "text" and not corpus.has_text:
         return f"corpus {corpus.name} has no transcripts (text backbone)"
@@ -128,7 +133,7 @@ def embed_corpus(
         "modality": cls.modality,
         "corpus": corpus.name,
         # what decided the values (a batch size or hub revision change rewrites no store)
-        "params_hash": params_hash(result_settings(settings), dict(segments.group.attrs)),
+        "params_hash": params_hash(result_settings(settings), segment_params(segments)),
         "code_version": backbone_code_version(cls),
     }
     reason = not_applicable_reason(cls.modality, corpus, segments)
