@@ -102,7 +102,10 @@ def test_items_table_and_inputs_link(corpus, in_tmp_cwd):
     assert list(items.columns[:3]) == ["id", "audio", "video"] and items["audio_digest"].str.len().eq(32).all()
     loaded = load_items("toy", out)
     assert loaded.manifest["audio_digest"].tolist() == items["audio_digest"].tolist()
+    stale = in_tmp_cwd / f".inputs.tmp-{dead_pid()}@{io._ORIGIN}~abcdefgh"  # a killed inputs stage's link
+    stale.symlink_to(in_tmp_cwd / "media")
     assert link_inputs("toy", str(in_tmp_cwd / "media"), in_tmp_cwd / "inputs") == str(in_tmp_cwd / "media")
+    assert not stale.is_symlink()
     assert (in_tmp_cwd / "inputs").is_symlink() and (in_tmp_cwd / "inputs" / "u0.wav").exists()
     assert link_inputs("demo", None, in_tmp_cwd / "inputs") is None  # a synthesised corpus: a marker folder
     assert not (in_tmp_cwd / "inputs").is_symlink() and (in_tmp_cwd / "media" / "u0.wav").exists()

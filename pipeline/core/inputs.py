@@ -26,7 +26,7 @@ import pandas as pd
 
 from pipeline.core.errors import ManifestError
 from pipeline.core.fingerprint import digests
-from pipeline.core.io import atomic_file
+from pipeline.core.io import atomic_file, temp_sibling
 from pipeline.core.manifest import Corpus
 
 ITEM_COLUMNS = ("id", "audio", "video", "start", "end", "text")
@@ -43,8 +43,7 @@ def link_inputs(name: str, root: str | None, out: str | Path) -> str | None:
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    _remove(tmp)
+    tmp = temp_sibling(out)  # (a killed run's leftover is removed by the next one)
     if not root:
         tmp.mkdir()
         (tmp / SYNTHESISED).write_text(f"{name}: synthesised by its recipe; its media are prepare's outputs\n")
@@ -61,13 +60,6 @@ def link_inputs(name: str, root: str | None, out: str | Path) -> str | None:
         shutil.rmtree(out)  # (the marker folder: never a link, so nothing of the corpus is touched)
     os.replace(tmp, out)
     return target
-
-
-def _remove(path: Path) -> None:
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.is_dir():
-        shutil.rmtree(path)
 
 
 def write_items(corpus: Corpus, out_dir: str | Path) -> pd.DataFrame:

@@ -157,6 +157,15 @@ def _stale_temps(directory: Path, name: str | None = None) -> list[Path]:
     return stale
 
 
+def temp_sibling(final: str | Path) -> Path:
+    """A fresh temporary name beside ``final`` in this module's scheme, for writers that build
+    something atomic_dir/atomic_file cannot (a symlink): stale ones are cleaned up like any other."""
+    final = Path(final)
+    for path in _stale_temps(final.parent, final.name):
+        _discard(path)
+    return final.parent / (_prefix(final) + os.urandom(4).hex())
+
+
 def remove_stale_temps(directory: str | Path) -> list[Path]:
     """Remove every stale temporary directly inside ``directory`` (of any output); return them.
 
