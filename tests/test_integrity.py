@@ -128,8 +128,13 @@ def test_a_store_is_never_sealed_with_a_nan_and_is_checked_on_read(in_tmp_cwd):
 def test_verify_names_damaged_stores_and_repairs_cache_shards(corpus, capsys):
     segment_corpus(corpus, "data/toy/segments.zarr", fps=0, workers=1)
     write_store("features/toy/x.zarr", ids=["a"], pooled=np.ones((1, 3)), attrs={})
+    import zarr
+
+    old = zarr.open_group(".cache/embed/oldkey/shards/old.zarr", mode="w")  # a previous format's shard
+    old.attrs["complete"] = True
     assert verify.main([]) == 0
-    assert "all sound" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "all sound" in out and "obsolete: .cache/embed/oldkey/shards/old.zarr: records no checksums" in out
     chunk_files(Path("features/toy/x.zarr"), "pooled")[0].write_bytes(b"\x00" * 12)
     shard = next(Path(".cache/segment").glob("*/shards/*.zarr"))
     chunk_files(shard, "audio")[0].unlink()

@@ -197,6 +197,9 @@ def seal(group: zarr.Group, attrs: dict[str, Any] | None = None) -> None:
     group.attrs["complete"] = True
 
 
+NO_CHECKSUMS = "records no checksums (written by an older version)"
+
+
 def verify_group(group: zarr.Group, deep: bool = True) -> list[str]:
     """Problems with a sealed group: not complete, arrays missing or of the wrong length, and (with
     ``deep``) contents that do not match their checksum or cannot be read. Empty when it is sound."""
@@ -204,7 +207,7 @@ def verify_group(group: zarr.Group, deep: bool = True) -> list[str]:
         return ["not sealed complete (interrupted write?)"]
     recorded = group.attrs.get("checksums")
     if recorded is None:
-        return ["records no checksums (written by an older version)"]
+        return [NO_CHECKSUMS]
     problems = []
     present = dict(group.arrays())
     for name, want in sorted(recorded.items()):

@@ -28,7 +28,7 @@ from pipeline.core.config import load_params
 from pipeline.core.errors import AffectBenchError
 from pipeline.core.io import remove_stale_temps
 from pipeline.core.settings import parse
-from pipeline.core.zarrio import verify_group
+from pipeline.core.zarrio import NO_CHECKSUMS, verify_group
 from pipeline.features.embed.engine import EmbedSettings
 from pipeline.segment.cache import cache_root as segment_cache_root
 
@@ -59,8 +59,13 @@ def verify(stores: list[Path], shards: list[Path], repair: bool) -> int:
         problems = check_group(path)
         if not problems:
             continue
-        damaged += 1
         is_shard = path in shards
+        if is_shard and problems == [NO_CHECKSUMS]:  # a previous cache format's shard: never read, not damage
+            if repair:
+                shutil.rmtree(path, ignore_errors=True)
+            print(f"obsolete: {path}: {NO_CHECKSUMS}; " + ("removed" if repair else "--repair removes it"), flush=True)
+            continue
+        damaged += 1
         if is_shard and repair:
             shutil.rmtree(path, ignore_errors=True)
             action = "removed (its items are recomputed by the next run)"
