@@ -117,6 +117,7 @@ class FeatureStore:
         self.ids: list[str] = read_strings(self.group["ids"]) if self.applicable else []
         self._index = {uid: i for i, uid in enumerate(self.ids)}
         self._offsets: np.ndarray | None = None
+        self._pooled_checked = False
         self._frame_digests: list[str] = []
 
     @property
@@ -131,7 +132,9 @@ class FeatureStore:
 
     def pooled(self, ids: Sequence[str] | None = None, layer: int | None = None) -> np.ndarray:
         """Pooled features [n, D] (or [n, L, D] with ``layer=None`` on a layered store)."""
-        data = self._checked("pooled")
+        # checked against its checksum on the first read; a layer sweep reads it once per layer
+        data = self.group["pooled"][...] if self._pooled_checked else self._checked("pooled")
+        self._pooled_checked = True
         if ids is not None:
             data = data[self.rows(ids)]
         if self.layered and layer is not None:
