@@ -264,7 +264,38 @@ def test_qwen2_audio_tower_from_full_checkpoint_and_encoder_dir(qwen_dirs):
         np.testing.assert_allclose(x.pooled, z.pooled, atol=1e-6)
     e = a.embed(inputs)[0]
     assert e.pooled.shape == (audio_config.encoder_layers + 1, audio_config.d_model)
-    assert len(e.frames) == math.ceil(8000 / SR * 25)
+    # the tower's own output length (2x conv, 2x pool over 50 mel frames): 12, not ceil(0.5 s x 25) = 13
+    assert len(e.frames) == 12
+
+
+def test_qwen2_audio_tower_matches_what_the_language_model_receives(qwen_dirs):
+    """Golden parity: transformers' Qwen2AudioForConditionalGeneration audio path (extractor mask →
+    encoder attention mask, output lengths from _get_feat_extract_output_lengths), captured at the
+    tower's output inside the full model's forward, against our frames — per item, cos ≥ 0.9999 and
+    the same frame counts. Without the mask, real frames attended to the padding (cos 0.71–0.92)."""
+    import torch
+    from transformers import Qwen2AudioForConditionalGeneration, WhisperFeatureExtractor
+
+    full = qwen_dirs[0]
+    ref = Qwen2AudioForConditionalGeneration.from_pretrained(full).eval()
+    ref.config.audio_token_id = 5  # a token inside the tiny vocabulary
+    fe = WhisperFeatureExtractor.from_pretrained(full)
+    inputs = _noise(8000, 20001, 31000, seed=3)  # each within one 2-s window of this tiny extractor
+    feats = fe(inputs, sampling_rate=SR, return_attention_mask=True, return_tensors="pt")
+    captured = []
+    hook = ref.model.audio_tower.register_forward_hook(lambda m, i, o: captured.append(o.last_hidden_state))
+    with torch.inference_mode():
+        ids = torch.tensor([[1, 5, 2]] * len(inputs))
+        ref(input_ids=ids, attention_mask=torch.ones_like(ids), input_features=feats["input_features"],
+            feature_attention_mask=feats["attention_mask"])
+    hook.remove()
+    _, lengths = ref.model.audio_tower._get_feat_extract_output_lengths(feats["attention_mask"].sum(-1))
+    ours = build_backbone("q", {"type": "hf_audio", "source": str(full)}).embed(inputs)
+    for e, want, n in zip(ours, captured[0], lengths):
+        want = want[: int(n)].numpy()
+        assert e.frames.shape == want.shape
+        cos = (e.frames * want).sum(-1) / np.linalg.norm(e.frames, axis=-1) / np.linalg.norm(want, axis=-1)
+        assert cos.min() >= 0.9999, cos.min()
 
 
 def test_qwen2_audio_batches_equal_single_items(qwen_dirs):

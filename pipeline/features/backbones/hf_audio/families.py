@@ -217,16 +217,28 @@ class Qwen2AudioFamily(WhisperFamily):
         self.hidden_size = enc_config.d_model
 
     def run(self, windows: list[np.ndarray]) -> list[tuple[np.ndarray, None]]:
+        """The tower as ``Qwen2AudioForConditionalGeneration`` runs it: the extractor's frame mask
+        becomes the encoder's attention mask (real frames never attend to the 30-s padding) and each
+        item keeps the tower's own output length (``_get_feat_extract_output_lengths``)."""
         torch = self._torch
-        inputs = self.features(windows)
+        from transformers.masking_utils import create_bidirectional_mask
+
+        inputs = self.features(windows, return_attention_mask=True)
+        features = inputs["input_features"]
+        conv_lengths, out_lengths = self.model._get_feat_extract_output_lengths(inputs["attention_mask"].sum(-1))
+        max_seq = (features.shape[-1] - 2) // 2 + 1
+        mask_2d = (torch.arange(max_seq, device=features.device)[None, :] < conv_lengths[:, None]).long()
+        mask = create_bidirectional_mask(config=self.model.config, attention_mask=mask_2d,
+                                         inputs_embeds=torch.zeros((len(windows), max_seq, 1), dtype=features.dtype,
+                                                                   device=features.device))
         with torch.inference_mode():
-            hidden = self.model(input_features=inputs["input_features"], output_hidden_states=True).hidden_states
+            hidden = self.model(input_features=features, attention_mask=mask, output_hidden_states=True).hidden_states
         # hidden[:-1] are the 50/s layer inputs; hidden[-1] is the tower output after its 2x average
         # pool: pool the others the same way so that all share one time axis.
         k = self.pool_stride
         pooled = [torch.nn.functional.avg_pool1d(h.transpose(1, 2), k, k).transpose(1, 2) for h in hidden[:-1]]
         states = torch.stack([*pooled, hidden[-1]], dim=1).float()
-        return [(s[:, : self.real_frames(len(w), s.shape[1])].cpu().numpy(), None) for s, w in zip(states, windows)]
+        return [(s[:, : max(1, int(n))].cpu().numpy(), None) for s, n in zip(states, out_lengths)]
 
 
 class ASTFamily(Family):
