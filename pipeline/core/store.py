@@ -31,6 +31,7 @@ import zarr
 
 from pipeline.core.errors import StoreError
 from pipeline.core.io import atomic_dir
+from pipeline.core.shards import DamagedShard, checked
 from pipeline.core.zarrio import (
     FRAMES_LAYOUT,
     POOLED_LAYOUT,
@@ -160,11 +161,7 @@ class FeatureStore:
 
     def _checked(self, name: str) -> np.ndarray:
         """Array ``name`` read whole and compared with the checksum it was sealed with."""
-        want = self.attrs["checksums"].get(name)
         try:
-            data = self.group[name][...]
-        except Exception as err:  # a truncated chunk fails to decode: damage
-            raise StoreError(f"{self.path}: array {name} cannot be read ({err}); {DAMAGED_HINT}") from err
-        if want is None or len(data) != want["rows"] or data_digest(data) != want["blake2b"]:
-            raise StoreError(f"{self.path}: array {name} fails its checksum (a chunk file missing or altered); {DAMAGED_HINT}")
-        return data
+            return checked(self.group, name, self.path)
+        except DamagedShard as damage:  # (the same check as the caches'; a store is restored, not recomputed)
+            raise StoreError(f"{damage}; {DAMAGED_HINT}") from damage
