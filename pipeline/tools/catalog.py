@@ -48,14 +48,23 @@ def rows(kind: str) -> list[list[str]]:
                 for e in entries]
     if kind == "backbones":
         return [[f"`{e.name}`", e.info.get("modality", ""), e.info.get("description", e.summary),
-                 e.info.get("licence", ""), e.info.get("weights", "")] for e in entries]
+                 e.info.get("licence", ""), e.info.get("weights", ""), verified(e)] for e in entries]
     return [[f"`{e.name}`", e.info["family"], f"`run.{RUN_LISTS[e.info['family']]}`", e.info.get("description", "")]
             for e in entries]
 
 
+def verified(entry: Entry) -> str:
+    """A backbone type's "verified against" cell: the reference inference path and tolerance its
+    golden parity test checks (``verified=``), and that test (``verified_by=``, ``file::function``)."""
+    what, test = entry.info.get("verified"), entry.info.get("verified_by")
+    if not what:
+        return "not verified"
+    return f"{what} (`{test.split('::')[0].split('/')[-1]}`)" if test else what
+
+
 HEADERS = {
     "corpora": ["recipe", "tasks", "default protocol (others)", "independence unit"],
-    "backbones": ["type", "modality", "what", "licence", "weights"],
+    "backbones": ["type", "modality", "what", "licence", "weights", "verified against (golden parity test)"],
     "heads": ["type", "family", "run list", "what it trains"],
 }
 

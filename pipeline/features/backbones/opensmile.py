@@ -65,6 +65,8 @@ class OpenSmileSettings(BackboneSettings):
 @register_backbone(
     "opensmile", description="openSMILE functionals (eGeMAPS, ComParE, ...), optional LLD frames",
     settings=OpenSmileSettings, licence="openSMILE research licence", weights="ships in the wheel",
+    verified="`opensmile.Smile.process_file` on the .wav: functionals and LLDs within 1e-5, equal frames",
+    verified_by="tests/test_parity_wheels.py::test_opensmile_equals_smile_process_file",
 )
 class OpenSmileBackbone(Backbone):
     modality = "audio"
