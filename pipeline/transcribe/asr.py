@@ -10,7 +10,10 @@ Backends (``transcripts.backend``, :class:`TranscriptsSettings`):
 - ``funasr``: a funasr ASR model (Paraformer, SenseVoice, ...) from a local model directory
   (``config.yaml`` + ``model.pt``); hub names fail at once with a clear message (funasr itself would
   try modelscope.cn). Options: ``language`` (SenseVoice: auto|zh|en|yue|ja|ko), ``use_itn``.
-  Inline tags such as SenseVoice's ``<|en|><|NEUTRAL|>`` are stripped.
+  Inline tags such as SenseVoice's ``<|en|><|NEUTRAL|>`` are stripped. The checkpoint is loaded
+  checked (:func:`pipeline.core.funasr.load_funasr`): missing, unexpected or mis-shaped tensors are
+  an error listing them all; ``strict: false`` warns instead and records the lists in the report's
+  ``load_report``.
 
 Common options: ``device`` (auto|cpu|cuda), ``precision`` (whisper on CUDA), ``batch_size``,
 ``window_seconds`` (30): longer audio is transcribed window by window and the texts are joined
@@ -55,6 +58,7 @@ class TranscriptsSettings(Settings):
     num_beams: int = Field(1, ge=1)  # whisper
     max_new_tokens: int = Field(440, ge=1)  # whisper, per 30 s window
     use_itn: bool | None = None  # funasr (SenseVoice): inverse text normalisation
+    strict: bool = True  # funasr: missing/unexpected/mis-shaped checkpoint tensors are errors (false: warn)
     batch_size: int = Field(8, ge=1)
     window_seconds: float = Field(30, gt=0)  # longer audio is transcribed window by window
     min_seconds: float = Field(0.1, ge=0)
@@ -144,9 +148,15 @@ class FunasrTranscriber(Transcriber):
         self.model_dir = local_funasr_dir(
             self.label, self.cfg.source or "", what="funasr ASR model", error=TranscribeError
         )
-        self.automodel = load_funasr(self.model_dir, self.device)
+        self.automodel, report = load_funasr(
+            self.model_dir, self.device, name=self.label, strict=self.cfg.strict, error=TranscribeError
+        )
+        self.load_report = report.as_dict()
         options = {"language": self.cfg.language, "use_itn": self.cfg.use_itn}
         self.generate_kwargs = {k: v for k, v in options.items() if v is not None}
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "load_report": self.load_report}
 
     def _run(self, pieces: list[np.ndarray]) -> list[str]:
         results = self.automodel.generate(pieces, **self.generate_kwargs)

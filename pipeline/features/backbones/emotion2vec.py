@@ -26,6 +26,14 @@ in consecutive windows whose frames are concatenated; shorter than ``min_seconds
 label names in ``describe()["labels"]``), which :func:`zero_shot_predict` maps onto a corpus's
 classes without any training. Options: ``device`` (auto|cpu|cuda), ``precision`` (CUDA autocast
 bf16/fp16; fp32 on CPU).
+
+Loading is checked (:func:`pipeline.core.funasr.load_funasr`): a checkpoint tensor the model does
+not take, a model tensor the checkpoint lacks, or one of another shape is an error listing them all
+(``strict: false`` warns instead and records the lists in ``describe()["load_report"]``). The only
+tensors allowed to be absent are those of :data:`IGNORED` (the pre-training decoder, which is
+removed after loading). A classifier head (``proj``) that did not load — missing, mis-shaped (its
+size comes from ``tokens.txt``) — is an error for ``scores: true`` and :meth:`class_scores` even
+with ``strict: false``: a random head never produces scores.
 """
 
 from __future__ import annotations
@@ -41,6 +49,18 @@ from pipeline.core.errors import BackboneError
 from pipeline.core.funasr import load_funasr, local_funasr_dir
 from pipeline.core.runtime import resolve_device, resolve_revision, torch_dtype
 from pipeline.features.backbones.base import Backbone, Embedding, ModelSettings, Pooling, pool, register_backbone
+
+# Tensors an emotion2vec checkpoint may lack or carry unused, and why that is harmless.
+IGNORED: list[tuple[str, str]] = [
+    (
+        r"modality_encoders\.AUDIO\.decoder\..+",
+        (
+            "data2vec 2.0 pre-training decoder: built from config.yaml but not shipped in emotion2vec+ "
+            "checkpoints; never run at inference, removed after loading (remove_pretraining_modules)"
+        ),
+    ),
+]
+HEAD = "proj."  # the emotion2vec+ classifier head: Linear(embed_dim, len(tokens.txt))
 
 E2V_LABELS = ["angry", "disgusted", "fearful", "happy", "neutral", "other", "sad", "surprised", "unknown"]
 
@@ -104,6 +124,7 @@ class Emotion2vecSettings(ModelSettings):
     window_seconds: float = Field(30, gt=0)  # longer inputs: consecutive windows, frames concatenated
     min_seconds: float = Field(0.1, ge=0)  # shorter inputs are zero-padded
     scores: bool = False  # emotion2vec+ only: pooled = the 9 class posteriors (zero-shot baseline)
+    strict: bool = True  # checkpoint: missing/unexpected/mis-shaped tensors are errors (false: warn, record)
 
 
 @register_backbone(
@@ -129,7 +150,10 @@ class Emotion2vecBackbone(Backbone):
         self.frame_layer = settings.frame_layer
         self.window = seconds_to_samples(settings.window_seconds)
         self.min_samples = seconds_to_samples(settings.min_seconds)
-        self.automodel = load_funasr(self.model_dir, self.device)
+        self.automodel, report = load_funasr(
+            self.model_dir, self.device, name=f"backbones.{name}", strict=settings.strict, ignore=IGNORED
+        )
+        self.load_report = report.as_dict()
         self.model = self.automodel.model
         if type(self.model).__name__ != "Emotion2vec":
             raise BackboneError(
@@ -137,10 +161,22 @@ class Emotion2vecBackbone(Backbone):
                 f"not an emotion2vec model"
             )
         self.encoder = self.model.modality_encoders["AUDIO"]
+        self.encoder.remove_pretraining_modules()  # the decoder (IGNORED): never run, so never random output
         tokenizer = self.automodel.kwargs.get("tokenizer")
         tokens = list(getattr(tokenizer, "token_list", None) or [])
         self.labels = [label_name(t) for t in tokens if not t.startswith("unuse")]
         self.scores = settings.scores
+        # A head that did not load (missing / mis-shaped with strict: false) must never produce scores.
+        self.head_error = None
+        if self.model.proj is not None and report.not_loaded(HEAD):
+            details = [m for m in report.shape_mismatch if m.startswith(HEAD)]
+            details += [f"{k}: missing" for k in report.missing if k.startswith(HEAD)]
+            self.head_error = (
+                f"backbones.{name}: the emotion classifier head of {self.model_dir} did not load ({details}; "
+                f"its size is the number of lines of tokens.txt): a random head never produces scores"
+            )
+        if self.scores and self.head_error:
+            raise BackboneError(self.head_error)
         if self.scores and (self.model.proj is None or not self.labels):
             raise BackboneError(
                 f"backbones.{name}: scores: true needs an emotion2vec+ classifier (model with a head and "
@@ -212,6 +248,8 @@ class Emotion2vecBackbone(Backbone):
         """emotion2vec+ posteriors [N, len(self.labels)] (for :func:`zero_shot_predict`)."""
         if self.model.proj is None:
             raise BackboneError(f"backbones.{self.name}: {self.model_dir} has no emotion classifier head")
+        if self.head_error:
+            raise BackboneError(self.head_error)
         return np.stack([self._embed_one(a)[1] for a in batch])
 
     def describe(self) -> dict[str, Any]:
@@ -227,4 +265,5 @@ class Emotion2vecBackbone(Backbone):
             "frame_layer": self.frame_layer,
             "n_padded": self.n_padded,
             "n_windowed": self.n_windowed,
+            "load_report": self.load_report,
         }
