@@ -83,6 +83,9 @@ class ClapSettings(BackboneSettings, FetchSettings):
     output: Literal["projection", "encoder", "both"] = "projection"
     strict: bool = True  # checkpoint: unexpected/missing/mis-shaped tensors are errors
     trust_checkpoint: bool = False  # allow full unpickling of a .pt that weights_only loading rejects
+    # checkpoint: the text branch. auto: map a RoBERTa one, skip (and record) any other, e.g. AF-CLAP's
+    # T5; roberta: always map (a T5 branch is then an error); skip: audio only. Skipped → no zero-shot.
+    text_tower: Literal["auto", "roberta", "skip"] = "auto"
     window_seconds: float | None = Field(None, gt=0)  # default: the extractor's max_length_s (10 s)
     min_seconds: float = Field(0.1, ge=0)
     batch_seconds: float = Field(120, ge=0)  # padded audio per forward pass
@@ -96,6 +99,11 @@ class ClapSettings(BackboneSettings, FetchSettings):
         if self.checkpoint and not self.config:
             raise ValueError("'checkpoint' needs 'config' (a CLAP config dir or a dict)")
         return self
+
+
+# ClapConfig text_config for a checkpoint whose text tower is skipped (never run: zero-shot is refused)
+_PLACEHOLDER_TEXT_CONFIG = {"vocab_size": 8, "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 1,
+                            "intermediate_size": 8, "max_position_embeddings": 16}
 
 
 def zero_shot_scores(audio: np.ndarray, text: np.ndarray, logit_scale: float) -> np.ndarray:
@@ -166,11 +174,17 @@ class ClapBackbone(Backbone):
         from transformers import ClapConfig, ClapModel
 
         from pipeline.core.runtime import file_digest
-        from pipeline.features.backbones.laion_clap import convert_into, read_checkpoint
+        from pipeline.features.backbones.laion_clap import convert_into, read_checkpoint, text_branch_kind
 
         name = self.name
         config = settings.config
+        self.model_dir = Path(settings.checkpoint)
+        state = read_checkpoint(self.model_dir, trust=settings.trust_checkpoint)
+        kind = text_branch_kind(state)
+        skip_text = settings.text_tower == "skip" or (settings.text_tower == "auto" and kind != "roberta")
         if isinstance(config, dict):
+            if skip_text:  # the text model stays unused: a one-layer placeholder, not a random RoBERTa-base
+                config = {**config, "text_config": {**(config.get("text_config") or {}), **_PLACEHOLDER_TEXT_CONFIG}}
             clap_config = ClapConfig(**config)
             config_dir = None
         else:
@@ -183,14 +197,14 @@ class ClapBackbone(Backbone):
                 f"backbones.{name}: give 'processor' (a dir with the CLAP preprocessor_config.json and "
                 "tokenizer, e.g. the laion/clap-htsat-fused snapshot)"
             )
-        self.model_dir = Path(settings.checkpoint)
-        state = read_checkpoint(self.model_dir, trust=settings.trust_checkpoint)
         model = ClapModel(clap_config)
         strict = settings.strict
-        result = convert_into(model, state, strict=strict, where=f"backbones.{name}: ")
+        result = convert_into(model, state, strict=strict, where=f"backbones.{name}: ", text_tower=settings.text_tower)
         self.conversion = result.report()
-        # a text tower with random weights must not produce "zero-shot" scores
-        self.text_ready = not any(k.startswith(("text_model.", "text_projection.")) for k in result.missing)
+        # a text tower with random weights (skipped, or missing tensors) must not produce "zero-shot" scores
+        self.text_ready = result.text_tower["status"] == "mapped" and not any(
+            k.startswith(("text_model.", "text_projection.")) for k in result.missing
+        )
         self.model = model.to(self.dtype)
         self.revision = file_digest(self.model_dir)
 

@@ -28,6 +28,22 @@ projection split into query/key/value). Unlike that script, nothing is dropped s
 
 Only the HTS-AT audio encoder and the RoBERTa text encoder map onto ``ClapModel`` (the PANN
 audio encoders and the CLIP-transformer/BERT/BART text branches of LAION's code do not).
+
+Text towers that ``ClapModel`` cannot hold are skipped explicitly, never half-loaded. Audio Flamingo
+2's AF-CLAP (NVIDIA/audio-flamingo, branch ``audio_flamingo_2``, ``AFClap/my_laion_clap/.../model.py``
+with ``tmodel='t5'``) has a ``T5EncoderModel`` text branch (flan-t5-large, 1024-d, mean-pooled over
+all 77 token positions) and ``text_projection = Sequential(Linear(1024, 512), ReLU, Linear(512, 512))``;
+renamed into ``ClapModel`` its ~200 T5 tensors would all be "unexpected", the 1024→512 projection a
+shape mismatch and the ~200 RoBERTa tensors "missing". :func:`text_branch_kind` tells the branches
+apart by their tensor names; with ``text_tower="auto"`` a non-RoBERTa (or absent) text branch is
+skipped: every text-side checkpoint tensor (``text_branch.*``, ``text_projection.*``,
+``text_transform.*``, CLIP-style ``token_embedding``/``positional_embedding``/``ln_final``) is
+recorded as skipped with the reason, ``ClapModel``'s ``text_model.*``/``text_projection.*`` stay
+random and are recorded as such (not "missing"), and the report's ``text_tower`` says so — the
+backbone then refuses zero-shot. The audio branch stays strict either way: any unexpected, missing or
+mis-shaped audio tensor is still an error listing them. (Mapping the T5 tower would need a separate
+``T5EncoderModel``, the flan-t5 SentencePiece tokenizer and AF-CLAP's unmasked mean pooling; AF2
+feeds its LM audio only, so the audio branch is what this project needs from AF-CLAP.)
 """
 
 from __future__ import annotations
@@ -91,6 +107,22 @@ REBUILT = (
     re.compile(re.escape(_HF_AUDIO) + r"layers\.\d+\.blocks\.\d+\.attention\.self\.relative_position_index"),
 )
 
+# LAION's text branches (model.py: CLAP.__init__ by text_cfg.model_type), told apart by tensor names.
+# "roberta" (also LAION's "bert": BertModel has the same names) is the one ClapModel holds.
+TEXT_BRANCH_KINDS: list[tuple[str, re.Pattern]] = [
+    ("t5", re.compile(r"text_branch\.(shared\.weight|encoder\.block\.\d+\..+|encoder\.final_layer_norm\..+)")),
+    ("bart", re.compile(r"text_branch\.(encoder|decoder)\.layers\.\d+\..+")),
+    ("transformer", re.compile(r"text_branch\.resblocks\.\d+\..+|token_embedding\.weight|positional_embedding")),
+    ("roberta", re.compile(r"text_branch\.embeddings\.word_embeddings\.weight")),
+]
+TEXT_TOWER_NAMES = {"t5": "T5EncoderModel (AF-CLAP: flan-t5-large)", "bart": "BartModel",
+                    "transformer": "CLIP-style transformer", "roberta": "RobertaModel", "none": "none"}
+# checkpoint tensors of the text side, and ClapModel tensors of the text side
+_TEXT_SIDE = re.compile(
+    r"(text_branch|text_projection|text_transform)\..+|token_embedding\.weight|positional_embedding|ln_final\..+"
+)
+_HF_TEXT_SIDE = re.compile(r"(text_model|text_projection)\..+")
+
 _PLACEHOLDERS = {"i": r"(?P<i>\d+)", "j": r"(?P<j>\d+)", "p": r"(?P<p>[A-Za-z_]+)", "rest": r"(?P<rest>.+)"}
 
 
@@ -116,6 +148,8 @@ class Conversion:
     missing: list[str] = field(default_factory=list)  # ClapModel keys nothing filled
     rebuilt: list[str] = field(default_factory=list)  # ClapModel buffers kept from initialisation
     shape_mismatch: list[str] = field(default_factory=list)
+    # how the text tower was treated: kind, status ("mapped" or "skipped"), reason, counts
+    text_tower: dict[str, Any] = field(default_factory=lambda: {"kind": "roberta", "status": "mapped"})
 
     @property
     def problems(self) -> bool:
@@ -133,6 +167,7 @@ class Conversion:
             "unexpected": self.unexpected,
             "missing": self.missing,
             "shape_mismatch": self.shape_mismatch,
+            "text_tower": self.text_tower,
         }
 
 
@@ -202,15 +237,58 @@ def read_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
     return {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state.items()}
 
 
-def convert_into(model: Any, laion_state: dict[str, Any], strict: bool = True, where: str = "") -> Conversion:
+def text_branch_kind(laion_state: dict[str, Any]) -> str:
+    """Which LAION text branch a checkpoint holds: ``t5``, ``bart``, ``transformer``, ``roberta`` or
+    ``none`` (no text-branch tensors at all), from its tensor names."""
+    for kind, pattern in TEXT_BRANCH_KINDS:
+        if any(pattern.fullmatch(key) for key in laion_state):
+            return kind
+    return "none"
+
+
+def convert_into(
+    model: Any, laion_state: dict[str, Any], strict: bool = True, where: str = "", text_tower: str = "auto"
+) -> Conversion:
     """Load LAION tensors into ``model`` (a ``ClapModel``), accounting for every key.
 
     ``strict``: any unexpected, missing or mis-shaped tensor raises :class:`BackboneError` listing
     them all; otherwise they are warned about and the rest is loaded (missing ones keep their
     random initialisation — the report says which).
+
+    ``text_tower``: ``"auto"`` maps a RoBERTa text branch and skips any other (T5, BART, CLIP-style)
+    or absent one; ``"roberta"`` always maps (a non-RoBERTa branch then fails, listing the keys);
+    ``"skip"`` always skips. Skipped text tensors are recorded in ``ignored`` with the reason and
+    ``ClapModel``'s text tensors are left random, recorded in ``text_tower`` (never "missing").
     """
+    if text_tower not in ("auto", "roberta", "skip"):
+        raise ValueError(f"text_tower must be 'auto', 'roberta' or 'skip', not {text_tower!r}")
+    kind = text_branch_kind(laion_state)
+    skip = text_tower == "skip" or (text_tower == "auto" and kind != "roberta")
+    tower: dict[str, Any] = {"kind": kind, "status": "mapped"}
+    if skip:
+        reason = (
+            f"text tower skipped: checkpoint text branch is {TEXT_TOWER_NAMES[kind]}, which ClapModel "
+            "(RoBERTa text model) cannot hold" if kind != "none" else "text tower skipped: checkpoint has no text branch"
+        )
+        if text_tower == "skip":
+            reason = f"text tower skipped (text_tower: skip; checkpoint text branch: {TEXT_TOWER_NAMES[kind]})"
+        text_keys = [k for k in laion_state if _TEXT_SIDE.fullmatch(k)]
+        laion_state = {k: v for k, v in laion_state.items() if not _TEXT_SIDE.fullmatch(k)}
+        left_random = [k for k in model.state_dict() if _HF_TEXT_SIDE.fullmatch(k)]
+        tower = {
+            "kind": kind,
+            "status": "skipped",
+            "reason": reason + "; zero-shot disabled",
+            "checkpoint_tensors_skipped": len(text_keys),
+            "model_tensors_left_random": len(left_random),
+        }
     result = laion_to_hf(laion_state)
+    result.text_tower = tower
+    if skip:
+        result.ignored.update({k: tower["reason"] for k in text_keys})
     expected = model.state_dict()
+    if skip:  # the text side of ClapModel is not expected from this checkpoint
+        expected = {k: v for k, v in expected.items() if k not in left_random}
     for key in list(result.state_dict):
         if key not in expected:
             result.unexpected.append(key)
@@ -222,9 +300,12 @@ def convert_into(model: Any, laion_state: dict[str, Any], strict: bool = True, w
         if key not in result.state_dict:
             (result.rebuilt if any(p.fullmatch(key) for p in REBUILT) else result.missing).append(key)
     if result.problems:
-        hint = ""
+        hints = []
         if any("mel_conv2d" in k or "fusion_model" in k for k in result.unexpected + result.missing):
-            hint = " (fusion tensors differ: check audio_config.enable_fusion against the checkpoint)"
+            hints.append("fusion tensors differ: check audio_config.enable_fusion against the checkpoint")
+        if kind not in ("roberta", "none") and not skip:
+            hints.append(f"the checkpoint's text branch is {TEXT_TOWER_NAMES[kind]}: use text_tower: auto or skip")
+        hint = f" ({'; '.join(hints)})" if hints else ""
         message = (
             f"{where}LAION-CLAP checkpoint does not fit ClapModel{hint}: "
             f"unexpected {result.unexpected}, missing {result.missing}, shape mismatch {result.shape_mismatch}"
