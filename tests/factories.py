@@ -127,6 +127,162 @@ def tiny_llm(out, initializer_range=0.2):
     return out
 
 
+# --- tiny audio / vision encoders with realistic geometry (golden parity and strict-loading tests) ----
+
+
+def spread_weights(model, std: float = 0.3, seed: int = 0):
+    """Add N(0, std) noise to every floating parameter (in place) and return the model.
+
+    Freshly initialised models have unit LayerNorms and near-uniform attention (init std 0.02):
+    swapping two LayerNorms or a layer's query and key projections would then change nothing, and a
+    parity test could not notice a loader that mixed them up. Spread weights make every tensor count.
+    """
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.is_floating_point():
+                p.add_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * std)
+    return model
+
+
+SSL_TINY = {
+    "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 20,
+    "conv_dim": (8, 8, 8), "conv_stride": (5, 4, 2), "conv_kernel": (10, 4, 2),
+    "num_conv_pos_embeddings": 8, "num_conv_pos_embedding_groups": 2,
+}
+SSL_KINDS = ("w2v_layer", "w2v_group", "hubert_zh_large", "wavlm", "data2vec")
+
+
+def tiny_ssl(kind: str, path: Path, *, spread: float = 0.0):
+    """A tiny random SSL encoder of ``kind`` (SSL_KINDS) + its feature extractor; returns ``(path, config)``.
+
+    ``w2v_layer``: wav2vec2 with a layer-norm conv stack and stable layer norm (the large models);
+    ``w2v_group``: the group-norm stack of wav2vec2-base; ``hubert_zh_large``: the
+    TencentGameMate/chinese-hubert-large layout (bias-free layer-norm convs, stable layer norm,
+    feature-projection layer norm); ``wavlm``; ``data2vec`` (data2vec-audio)."""
+    import torch
+    from transformers import (
+        Data2VecAudioConfig,
+        Data2VecAudioModel,
+        HubertConfig,
+        HubertModel,
+        Wav2Vec2Config,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2Model,
+        WavLMConfig,
+        WavLMModel,
+    )
+
+    torch.manual_seed(0)
+    layer = {"feat_extract_norm": "layer", "do_stable_layer_norm": True}
+    if kind == "w2v_layer":
+        model = Wav2Vec2Model(Wav2Vec2Config(**SSL_TINY, **layer))
+    elif kind == "w2v_group":
+        model = Wav2Vec2Model(Wav2Vec2Config(**SSL_TINY))
+    elif kind == "hubert_zh_large":
+        model = HubertModel(HubertConfig(**SSL_TINY, **layer, feat_proj_layer_norm=True, conv_bias=False))
+    elif kind == "wavlm":
+        model = WavLMModel(WavLMConfig(**SSL_TINY, **layer, num_buckets=16, max_bucket_distance=40))
+    elif kind == "data2vec":
+        d2v = {k: v for k, v in SSL_TINY.items() if k != "num_conv_pos_embeddings"}
+        model = Data2VecAudioModel(Data2VecAudioConfig(**d2v, num_conv_pos_embeddings=5, conv_pos_kernel_size=5))
+    else:
+        raise ValueError(kind)
+    normalise = getattr(model.config, "feat_extract_norm", "layer") == "layer"
+    fe = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, do_normalize=normalise,
+                                  return_attention_mask=normalise)
+    if spread:
+        spread_weights(model, spread)
+    model.save_pretrained(path)
+    fe.save_pretrained(path)
+    return path, model.config
+
+
+def tiny_whisper(path: Path, *, chunk_length: int = 30, num_mel_bins: int = 80, spread: float = 0.0):
+    """A tiny random WhisperForConditionalGeneration (encoder + decoder tensors) with Whisper's real
+    input geometry by default (80 mel bins, 30-s chunks, 1500 encoder positions); returns
+    ``(path, config, feature_extractor)``."""
+    import torch
+    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
+
+    torch.manual_seed(0)
+    fe = WhisperFeatureExtractor(feature_size=num_mel_bins, chunk_length=chunk_length)
+    config = WhisperConfig(
+        num_mel_bins=num_mel_bins, d_model=16, encoder_layers=2, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, vocab_size=100,
+        max_source_positions=fe.nb_max_frames // 2, max_target_positions=16,
+        pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=1,
+    )
+    model = WhisperForConditionalGeneration(config)
+    if spread:
+        spread_weights(model, spread)
+    model.save_pretrained(path)
+    fe.save_pretrained(path)
+    return path, config, fe
+
+
+def tiny_ast_encoder(path: Path, *, max_length: int = 1024, spread: float = 0.0):
+    """A tiny random ASTModel with AST's real input length (1024 fbank frames = 10.24 s) by default
+    and 16 mel bins; returns ``(path, config)``."""
+    import torch
+    from transformers import ASTConfig, ASTFeatureExtractor, ASTModel
+
+    torch.manual_seed(0)
+    config = ASTConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=20,
+                       patch_size=8, frequency_stride=4, time_stride=10, max_length=max_length, num_mel_bins=16)
+    model = ASTModel(config)
+    if spread:
+        spread_weights(model, spread)
+    model.save_pretrained(path)
+    ASTFeatureExtractor(num_mel_bins=16, max_length=max_length).save_pretrained(path)
+    return path, config
+
+
+def tiny_clip(full: Path, vision_only: Path, *, spread: float = 0.0):
+    """A full CLIPModel (text + vision towers, projections) and a vision-only CLIPVisionModel, each
+    with a 32-px CLIPImageProcessor; returns ``(full, vision_only, vision_config)``."""
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPVisionConfig, CLIPVisionModel
+
+    torch.manual_seed(0)
+    vision = CLIPVisionConfig(
+        hidden_size=32, intermediate_size=37, num_hidden_layers=3, num_attention_heads=2,
+        image_size=32, patch_size=8, projection_dim=24,
+    )
+    text = {
+        "hidden_size": 16, "intermediate_size": 20, "num_hidden_layers": 1, "num_attention_heads": 2,
+        "vocab_size": 64, "bos_token_id": 0, "eos_token_id": 2, "pad_token_id": 1,
+    }
+    processor = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    for model, out in ((CLIPModel(CLIPConfig(text_config=text, vision_config=vision.to_dict(), projection_dim=24)), full),
+                       (CLIPVisionModel(vision), vision_only)):
+        if spread:
+            spread_weights(model, spread)
+        model.save_pretrained(out)
+        processor.save_pretrained(out)
+    return full, vision_only, vision
+
+
+def tiny_videomae(path: Path, *, spread: float = 0.0):
+    """A tiny random VideoMAEModel (4-frame clips, 32 px) + its image processor; returns ``(path, config)``."""
+    import torch
+    from transformers import VideoMAEConfig, VideoMAEImageProcessorPil, VideoMAEModel
+
+    torch.manual_seed(0)
+    config = VideoMAEConfig(
+        image_size=32, patch_size=8, num_frames=4, tubelet_size=2, hidden_size=32,
+        num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+    )
+    model = VideoMAEModel(config)
+    if spread:
+        spread_weights(model, spread)
+    model.save_pretrained(path)
+    VideoMAEImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(path)
+    return path, config
+
+
 # --- tiny text encoders with tokenizers trained here ---------------------------------------------
 
 
@@ -173,12 +329,19 @@ def train_tokenizer(kind: str):
     return tok
 
 
-def tiny_text_model(kind: str, out):
+def tiny_text_model(kind: str, out, *, spread: float = 0.0):
     """Save a tiny random checkpoint + its locally trained tokenizer with save_pretrained."""
     import torch
     from transformers import (
-        BertConfig, BertModel, BertTokenizerFast, RobertaConfig, RobertaModel, RobertaTokenizerFast,
-        XLMRobertaConfig, XLMRobertaModel, XLMRobertaTokenizerFast,
+        BertConfig,
+        BertModel,
+        BertTokenizerFast,
+        RobertaConfig,
+        RobertaModel,
+        RobertaTokenizerFast,
+        XLMRobertaConfig,
+        XLMRobertaModel,
+        XLMRobertaTokenizerFast,
     )
 
     torch.manual_seed(0)
@@ -195,7 +358,10 @@ def tiny_text_model(kind: str, out):
         pair = (RobertaConfig, RobertaModel) if kind == "roberta" else (XLMRobertaConfig, XLMRobertaModel)
         config_cls, model_cls = pair
         config = config_cls(vocab_size=len(tok), max_position_embeddings=66, pad_token_id=1, **common)
-    model_cls(config).save_pretrained(out)
+    model = model_cls(config)
+    if spread:
+        spread_weights(model, spread)
+    model.save_pretrained(out)
     tok.save_pretrained(out)
     return config
 

@@ -15,13 +15,9 @@ from pipeline.features.backbones.base import build_backbone
 from pipeline.core.audio import even_windows, group_by_seconds
 from pipeline.core.media import decode_audio
 from tests.conftest import EMODB, needs_emodb
+from tests.factories import SSL_KINDS, tiny_ast_encoder, tiny_ssl, tiny_whisper
 
 SR = 16000
-SSL_COMMON = dict(
-    hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=20,
-    conv_dim=(8, 8, 8), conv_stride=(5, 4, 2), conv_kernel=(10, 4, 2),
-    num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2,
-)
 
 
 def _noise(*lengths, seed=0):
@@ -39,53 +35,13 @@ def _save(tmp_path_factory, name, model, extractor):
 @pytest.fixture(scope="module")
 def ssl_dirs(tmp_path_factory):
     """wav2vec2 (layer and group norm), Chinese-HuBERT-large-shaped HuBERT, WavLM, data2vec-audio."""
-    import torch
-    from transformers import (
-        Data2VecAudioConfig, Data2VecAudioModel, HubertConfig, HubertModel, Wav2Vec2Config,
-        Wav2Vec2FeatureExtractor, Wav2Vec2Model, WavLMConfig, WavLMModel,
-    )
-
-    torch.manual_seed(0)
-    layer_fe = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SR, do_normalize=True, return_attention_mask=True)
-    group_fe = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SR, do_normalize=False)
-    d2v = {k: v for k, v in SSL_COMMON.items() if k != "num_conv_pos_embeddings"}
-    models = {
-        "w2v_layer": (
-            Wav2Vec2Model(Wav2Vec2Config(**SSL_COMMON, feat_extract_norm="layer", do_stable_layer_norm=True)), layer_fe
-        ),
-        "w2v_group": (Wav2Vec2Model(Wav2Vec2Config(**SSL_COMMON)), group_fe),
-        # TencentGameMate/chinese-hubert-large config.json layout: layer-norm conv stack without
-        # bias, pre-LN ("stable") encoder, layer norm in the feature projection; its extractor
-        # normalises and returns attention masks
-        "hubert_zh_large": (
-            HubertModel(HubertConfig(**SSL_COMMON, feat_extract_norm="layer", do_stable_layer_norm=True,
-                                     feat_proj_layer_norm=True, conv_bias=False)),
-            layer_fe,
-        ),
-        "wavlm": (WavLMModel(WavLMConfig(**SSL_COMMON, feat_extract_norm="layer", do_stable_layer_norm=True,
-                                         num_buckets=16, max_bucket_distance=40)), layer_fe),
-        "data2vec": (
-            Data2VecAudioModel(Data2VecAudioConfig(**d2v, num_conv_pos_embeddings=5, conv_pos_kernel_size=5)), layer_fe
-        ),
-    }
-    return {name: (_save(tmp_path_factory, name, m, fe), m.config) for name, (m, fe) in models.items()}
+    return {name: tiny_ssl(name, tmp_path_factory.mktemp(name)) for name in SSL_KINDS}
 
 
 @pytest.fixture(scope="module")
 def whisper_dir(tmp_path_factory):
     """Tiny Whisper saved as WhisperForConditionalGeneration (encoder + decoder tensors); 2 s chunks."""
-    import torch
-    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
-
-    torch.manual_seed(0)
-    fe = WhisperFeatureExtractor(feature_size=16, chunk_length=2)
-    config = WhisperConfig(
-        num_mel_bins=16, d_model=16, encoder_layers=2, decoder_layers=1, encoder_attention_heads=2,
-        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, vocab_size=100,
-        max_source_positions=fe.nb_max_frames // 2, max_target_positions=16,
-        pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=1,
-    )
-    return _save(tmp_path_factory, "whisper", WhisperForConditionalGeneration(config), fe), config, fe
+    return tiny_whisper(tmp_path_factory.mktemp("whisper"), chunk_length=2, num_mel_bins=16)
 
 
 @pytest.fixture(scope="module")
@@ -121,14 +77,7 @@ def qwen_dirs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ast_dir(tmp_path_factory):
-    import torch
-    from transformers import ASTConfig, ASTFeatureExtractor, ASTModel
-
-    torch.manual_seed(0)
-    config = ASTConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=20,
-                       patch_size=8, frequency_stride=4, time_stride=10, max_length=128, num_mel_bins=16)
-    fe = ASTFeatureExtractor(num_mel_bins=16, max_length=128)
-    return _save(tmp_path_factory, "ast", ASTModel(config), fe), config
+    return tiny_ast_encoder(tmp_path_factory.mktemp("ast"), max_length=128)
 
 
 def _assert_batched_equals_single(path, inputs, **cfg):

@@ -14,6 +14,7 @@ from pipeline.core.errors import ConfigError, BackboneError
 from pipeline.features.backbones.base import build_backbone
 from pipeline.features.backbones.videomae import clip_spans, sample_indices
 from pipeline.core.media import decode_frames
+from tests import factories
 from tests.conftest import RAVDESS_MP4, ROOT, needs_ravdess
 
 RNG = np.random.default_rng(0)
@@ -33,37 +34,12 @@ def ravdess_frames():
 @pytest.fixture(scope="module")
 def tiny_clip(tmp_path_factory):
     """A full CLIPModel (text + vision towers, projections) and a vision-only CLIPVisionModel."""
-    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPVisionConfig, CLIPVisionModel
-
-    vision = CLIPVisionConfig(
-        hidden_size=32, intermediate_size=37, num_hidden_layers=3, num_attention_heads=2,
-        image_size=32, patch_size=8, projection_dim=24,
-    )
-    text = dict(
-        hidden_size=16, intermediate_size=20, num_hidden_layers=1, num_attention_heads=2, vocab_size=64,
-        bos_token_id=0, eos_token_id=2, pad_token_id=1,
-    )
-    processor = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
-    full, vision_only = tmp_path_factory.mktemp("clip"), tmp_path_factory.mktemp("clipvision")
-    CLIPModel(CLIPConfig(text_config=text, vision_config=vision.to_dict(), projection_dim=24)).save_pretrained(full)
-    CLIPVisionModel(vision).save_pretrained(vision_only)
-    for out in (full, vision_only):
-        processor.save_pretrained(out)
-    return full, vision_only, vision
+    return factories.tiny_clip(tmp_path_factory.mktemp("clip"), tmp_path_factory.mktemp("clipvision"))
 
 
 @pytest.fixture(scope="module")
 def tiny_videomae(tmp_path_factory):
-    from transformers import VideoMAEConfig, VideoMAEImageProcessorPil, VideoMAEModel
-
-    config = VideoMAEConfig(
-        image_size=32, patch_size=8, num_frames=4, tubelet_size=2, hidden_size=32,
-        num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
-    )
-    out = tmp_path_factory.mktemp("videomae")
-    VideoMAEModel(config).save_pretrained(out)
-    VideoMAEImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(out)
-    return out, config
+    return factories.tiny_videomae(tmp_path_factory.mktemp("videomae"))
 
 
 def test_importing_video_backbones_is_cheap():
