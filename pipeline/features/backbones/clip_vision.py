@@ -21,11 +21,16 @@ without a face use the whole frame and are counted), ``face_margin`` (default 0.
 side), ``token``, ``pooling``, ``frame_features: auto | projected | pooled``, ``frame_batch`` (frames per
 forward pass, default 64), ``device: auto | cpu | cuda``, ``precision``. Utterances without frames
 (audio-only items of a mixed corpus) get zeros and are counted (``n_empty``).
+
+Loading is strict (:mod:`pipeline.features.backbones._loading`): a missing, unexpected or
+mis-shaped tensor is an error naming it. Two cases are expected and recorded instead: a full
+``CLIPModel``'s text tower (``unused_tensors``: ``text_model``, ``text_projection``, ``logit_scale``)
+and a vision-only checkpoint's missing ``visual_projection`` (``not_loaded``; frames are then the
+pooled output).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 from typing import Any, Iterator, Literal, Sequence
@@ -35,6 +40,7 @@ from pydantic import Field
 
 from pipeline.core.errors import BackboneError
 from pipeline.core.runtime import resolve_revision
+from pipeline.features.backbones._loading import load_pretrained
 from pipeline.features.backbones.base import Backbone, Embedding, ModelSettings, Pooling, pool, register_backbone
 from pipeline.features.faces import FaceCropSettings
 
@@ -73,23 +79,6 @@ def check_model_type(name: str, model_dir: Path, allowed: tuple[str, ...]) -> No
         )
 
 
-@contextlib.contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """Silence transformers' load report while loading a sub-model of a larger checkpoint.
-
-    Loading the vision tower of a full CLIPModel lists every text-tower weight as "unexpected";
-    that is the intended use, not a problem worth a screen of output.
-    """
-    from transformers.utils import logging
-
-    level = logging.get_verbosity()
-    logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        logging.set_verbosity(level)
-
-
 def chunks(n: int, size: int) -> Iterator[slice]:
     for start in range(0, n, size):
         yield slice(start, min(n, start + size))
@@ -125,14 +114,16 @@ class ClipVisionBackbone(Backbone):
         self.face_crop = self.cropper.method if self.cropper else "none"
         check_model_type(name, self.model_dir, ("clip", "clip_vision_model"))
         self.processor = load_image_processor(name, self.model_dir, "CLIPImageProcessor")
-        with quiet_transformers():
-            model, info = CLIPVisionModelWithProjection.from_pretrained(
-                self.model_dir, dtype=self.dtype, output_loading_info=True
-            )
+        # Strict: a tensor that does not fit is an error naming it. A full CLIPModel's text tower lies
+        # beside the vision model (recorded as unused_tensors); a vision-only CLIPVisionModel
+        # checkpoint has no projection (not_loaded): its head stays random and is never used.
+        model, self.load_report = load_pretrained(
+            name, CLIPVisionModelWithProjection, self.model_dir, dtype=self.dtype,
+            unused_missing=("visual_projection.",),
+        )
         self.model = model.to(self.device).eval()
         self.config = model.config
-        # A vision-only CLIPVisionModel checkpoint has no projection: its head stays random, unused.
-        has_projection = not any(k.startswith("visual_projection") for k in info["missing_keys"])
+        has_projection = not any(k.startswith("visual_projection") for k in self.load_report.get("not_loaded", []))
         wanted = settings.frame_features
         if wanted == "projected" and not has_projection:
             raise BackboneError(
@@ -192,6 +183,7 @@ class ClipVisionBackbone(Backbone):
             "frame_dims": self.frame_dim(),
             "face_crop": self.face_crop,
             "n_empty": self.n_empty,
+            **self.load_report,
         }
         if self.cropper:
             info.update(self.cropper.stats())

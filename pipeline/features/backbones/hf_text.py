@@ -15,6 +15,10 @@ per window including special tokens; default: what the model's position embeddin
 512). Texts longer than that are cut into consecutive windows at token boundaries (cut on the
 original string via the tokenizer's offsets) whose token states are pooled together — never
 silently truncated; ``describe()`` counts windowed and empty texts. ``device``/``precision`` as usual.
+
+Loading is strict (:mod:`pipeline.features.backbones._loading`): a missing, unexpected or
+mis-shaped tensor is an error naming it; head tensors beside the encoder (``cls.*`` of a masked-LM
+checkpoint) are recorded as ``unused_tensors``, a missing pooler (never read here) as ``not_loaded``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pydantic import Field
 
 from pipeline.core.errors import BackboneError
 from pipeline.core.runtime import resolve_revision
+from pipeline.features.backbones._loading import load_pretrained
 from pipeline.features.backbones.base import Backbone, Embedding, ModelSettings, pool, register_backbone
 
 TextPooling = Literal["mean", "cls", "max", "mean+std"]
@@ -103,7 +108,10 @@ class HFTextBackbone(Backbone):
             raise BackboneError(
                 f"backbones.{name}: {self.model_dir} has no fast tokenizer (tokenizer.json); windowing needs one"
             )
-        model = AutoModel.from_pretrained(self.model_dir, dtype=self.dtype)
+        # Strict (a tensor that does not fit is an error naming it). The pooler is never read here
+        # (hidden states only) and masked-LM checkpoints such as roberta-base have none.
+        model, self.load_report = load_pretrained(name, AutoModel, self.model_dir, dtype=self.dtype,
+                                                  unused_missing=("pooler.",))
         # Encoder-decoder checkpoints (T5, BART): embed with the encoder only.
         self.model = model.get_encoder() if getattr(model.config, "is_encoder_decoder", False) else model
         self.model.to(self.device).eval()
@@ -150,4 +158,5 @@ class HFTextBackbone(Backbone):
             "hidden_size": int(self.config.hidden_size),
             "n_windowed": self.n_windowed,
             "n_empty": self.n_empty,
+            **self.load_report,
         }

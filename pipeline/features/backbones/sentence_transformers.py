@@ -13,6 +13,10 @@ are cut into token windows (:func:`pipeline.features.backbones.hf_text.text_wind
 weighted by token count, then re-normalised if the model normalises; ``describe()`` counts them.
 Options: ``normalize`` (default false: as the model), ``max_seq_length`` (default: the model's),
 ``device`` (auto|cpu|cuda), ``precision`` (bf16/fp16 on CUDA).
+
+Loading is strict: each Transformer module's checkpoint is checked (see
+:mod:`pipeline.features.backbones._loading`); a missing, unexpected or mis-shaped tensor is an error
+naming it instead of transformers' warning and random weights.
 """
 
 from __future__ import annotations
@@ -52,7 +56,12 @@ class SentenceTransformerBackbone(Backbone):
             )
         from sentence_transformers import SentenceTransformer
 
-        self.model = SentenceTransformer(str(self.model_dir), device=self.device, local_files_only=True)
+        try:
+            self.model = SentenceTransformer(str(self.model_dir), device=self.device, local_files_only=True)
+        except (OSError, RuntimeError, ValueError) as err:  # e.g. transformers' error on a mis-shaped tensor
+            self._check_checkpoints()  # names the tensors that do not fit, if that is the reason
+            raise BackboneError(f"backbones.{name}: cannot load {self.model_dir}: {err}") from err
+        self.load_report = self._check_checkpoints([getattr(m, "auto_model", None) for m in self.model])
         self.model.to(self.dtype)
         self.model.eval()
         if settings.max_seq_length:
@@ -82,6 +91,32 @@ class SentenceTransformerBackbone(Backbone):
             results.append(Embedding(vec.astype(np.float32)))
         return results
 
+    def _check_checkpoints(self, loaded: list[Any] | None = None) -> dict[str, Any]:
+        """sentence-transformers loads its Transformer modules with transformers' ``from_pretrained``,
+        which only warns about missing, unexpected or mis-shaped tensors (and initialises them at
+        random). Check each module's checkpoint the strict way, on the meta device (no weights are
+        materialised twice); a tensor that does not fit is an error naming it. ``loaded``: each module's
+        transformers model (None for the others), or None before they could be loaded."""
+        import json
+
+        from transformers import AutoModel
+
+        from pipeline.features.backbones._loading import load_pretrained
+
+        report: dict[str, Any] = {}
+        entries = json.loads((self.model_dir / "modules.json").read_text())
+        for i, entry in enumerate(entries):
+            if loaded is not None and loaded[i] is None:  # Pooling, Dense, Normalize, ...
+                continue
+            if loaded is None and not entry.get("type", "").endswith("Transformer"):
+                continue
+            path = self.model_dir / entry.get("path", "")
+            model_cls, kwargs = (type(loaded[i]), {"config": loaded[i].config}) if loaded else (AutoModel, {})
+            _, found = load_pretrained(self.name, model_cls, path, device_map="meta", **kwargs)
+            for key, value in found.items():
+                report.setdefault(key, []).extend(value)
+        return report
+
     def _embedding_dim(self) -> int:
         # sentence-transformers 6 renamed get_sentence_embedding_dimension (old name deprecated)
         getter = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
@@ -98,4 +133,5 @@ class SentenceTransformerBackbone(Backbone):
             "embedding_dim": int(self._embedding_dim()),
             "n_windowed": self.n_windowed,
             "n_empty": self.n_empty,
+            **self.load_report,
         }

@@ -19,6 +19,10 @@ frames), so ``frames`` is None.
 Options: ``face_crop: none | haar | dlib`` + ``face_margin`` (crop each frame's largest face first,
 see pipeline/features/faces.py), ``max_clip_frames``, ``clip_batch`` (clips per forward pass, default 4),
 ``device``, ``precision``. Utterances without frames get zeros and are counted (``n_empty``).
+
+Loading is strict (:mod:`pipeline.features.backbones._loading`): a missing, unexpected or
+mis-shaped tensor is an error naming it; the heads of a ``VideoMAEForPreTraining`` /
+``...ForVideoClassification`` checkpoint are recorded as ``unused_tensors``.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import numpy as np
 from pydantic import Field
 
 from pipeline.core.runtime import resolve_revision
+from pipeline.features.backbones._loading import load_pretrained
 from pipeline.features.backbones.base import Backbone, Embedding, ModelSettings, Pooling, pool, register_backbone
 from pipeline.features.backbones.clip_vision import check_model_type, chunks, load_image_processor
 from pipeline.features.faces import FaceCropSettings
@@ -74,7 +79,11 @@ class VideoMAEBackbone(Backbone):
         self.face_crop = self.cropper.method if self.cropper else "none"
         check_model_type(name, self.model_dir, ("videomae",))
         self.processor = load_image_processor(name, self.model_dir, "VideoMAEImageProcessor")
-        self.model = VideoMAEModel.from_pretrained(self.model_dir, dtype=self.dtype)
+        # Strict: a tensor that does not fit is an error naming it; pre-training / classification heads
+        # beside the model are recorded (unused_tensors). The final layernorm (use_mean_pooling: false)
+        # acts on last_hidden_state only, which is never read here (hidden states are).
+        self.model, self.load_report = load_pretrained(name, VideoMAEModel, self.model_dir, dtype=self.dtype,
+                                                       unused_missing=("layernorm.",))
         self.model.to(self.device).eval()
         self.config = self.model.config
         self.num_frames = int(self.config.num_frames)
@@ -139,6 +148,7 @@ class VideoMAEBackbone(Backbone):
             "n_multi_clip": self.n_multi_clip,
             "n_repeated": self.n_repeated,
             "n_empty": self.n_empty,
+            **self.load_report,
         }
         if self.cropper:
             info.update(self.cropper.stats())

@@ -36,7 +36,18 @@ Families (chosen from ``model_type``):
   trimmed to the columns that overlap real audio (the extractor pads every input to
   ``max_length`` = 10.24 s). ``pooled`` pools those columns per layer (``ast_pooling: tokens``,
   default) or takes the model's own summary, the mean of the CLS and distillation tokens, per layer
-  (``ast_pooling: cls``).
+  (``ast_pooling: cls``). The last of the L states is the model's output after its final LayerNorm
+  (``last_hidden_state``; its cls summary is ``pooler_output``), not transformers'
+  ``hidden_states[-1]``, which for AST stops before that LayerNorm.
+
+Loading is strict (:mod:`pipeline.features.backbones._loading`, and for the Whisper encoder and the
+Qwen2-Audio tower :func:`.checkpoint.load_submodule`): a missing, unexpected or mis-shaped tensor is
+a BackboneError naming it. Tensors beside the model (task heads such as ``classifier.*`` /
+``projector.*`` / ``lm_head.*``, pre-training heads, a Whisper decoder, Qwen2-Audio's language model)
+are not read; ``describe()`` records them (``unused_tensors``: their top-level names; for the
+Whisper encoder and the Qwen2-Audio tower ``loaded``: how many of the checkpoint's tensors were
+read). SSL checkpoints without ``masked_spec_embed`` (SpecAugment's training-time mask) load too
+(``not_loaded``).
 
 Every family: ``pooled`` is [L, D] (L = num_hidden_layers + 1, every hidden state pooled over time
 with ``pooling``: mean | mean+std | max); ``frames`` are the frames of ``frame_layer`` (default

@@ -2,7 +2,7 @@
 
 The tensors under one name prefix are read shard by shard (the rest of a 7B checkpoint is never
 materialised) and assigned into a model built on the meta device; missing or unexpected tensors
-are an error listing them, not a warning.
+are an error listing them, not a warning; so are mis-shaped ones.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def read_prefixed_tensors(model_dir: Path, prefix: str, keys: dict[str, Path]) -
 def load_submodule(name: str, model_cls: type, config: Any, model_dir: Path, prefixes: Sequence[str], dtype):
     """Build ``model_cls(config)`` from the tensors under the first of ``prefixes`` present in the
     checkpoint, without materialising the rest of it (built on the meta device, then the read
-    tensors are assigned). Missing or unexpected tensors are an error, not a warning."""
+    tensors are assigned). Missing, unexpected or mis-shaped tensors are an error, not a warning."""
     import torch
 
     keys = _weight_index(model_dir)
@@ -84,6 +84,13 @@ def load_submodule(name: str, model_cls: type, config: Any, model_dir: Path, pre
         raise BackboneError(
             f"backbones.{name}: the {prefix!r} tensors of {model_dir} do not fit {model_cls.__name__}: "
             f"missing {missing[:20]}, unexpected {unexpected[:20]}"
+        )
+    expected_shapes = {k: tuple(t.shape) for k, t in model.state_dict().items()}
+    misshaped = sorted(k for k, v in state.items() if tuple(v.shape) != expected_shapes[k])
+    if misshaped:
+        raise BackboneError(
+            f"backbones.{name}: the {prefix!r} tensors of {model_dir} do not fit {model_cls.__name__}: mis-shaped "
+            + ", ".join(f"{k} (checkpoint {tuple(state[k].shape)}, model {expected_shapes[k]})" for k in misshaped[:20])
         )
     state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     model.load_state_dict(state, strict=True, assign=True)

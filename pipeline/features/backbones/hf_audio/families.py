@@ -21,6 +21,7 @@ import numpy as np
 
 from pipeline.core.audio import SAMPLE_RATE
 from pipeline.core.errors import BackboneError
+from pipeline.features.backbones._loading import load_pretrained
 from pipeline.features.backbones.hf_audio.checkpoint import load_submodule
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -133,7 +134,10 @@ class SSLFamily(Family):
                 return_attention_mask=getattr(config, "feat_extract_norm", "layer") == "layer",
             )
         )
-        self.model = AutoModel.from_pretrained(bb.model_dir, dtype=bb.dtype)
+        # masked_spec_embed is SpecAugment's training-time mask vector: unused at inference
+        self.model, report = load_pretrained(bb.name, AutoModel, bb.model_dir, dtype=bb.dtype,
+                                             unused_missing=("masked_spec_embed",))
+        bb.load_info.update(report)
         self.samples_per_frame = int(np.prod(config.conv_stride))
         # receptive field of the conv stack: the shortest input that yields one frame
         field, jump = 1, 1
@@ -208,8 +212,8 @@ class Qwen2AudioFamily(WhisperFamily):
             bb.load_info.update(loaded=f"Qwen2AudioEncoder from {prefix}* ({n_read} of {n_total} tensors)")
         else:
             enc_config = self.config
-            self.model = Qwen2AudioEncoder.from_pretrained(bb.model_dir, dtype=bb.dtype)
-            bb.load_info.update(loaded="Qwen2AudioEncoder (encoder-only checkpoint)")
+            self.model, report = load_pretrained(bb.name, Qwen2AudioEncoder, bb.model_dir, dtype=bb.dtype)
+            bb.load_info.update(loaded="Qwen2AudioEncoder (encoder-only checkpoint)", **report)
         self.geometry(enc_config.max_source_positions)
         self.pool_stride = int(self.model.avg_pooler.stride[0])  # the tower's final 2× average pool
         self.samples_per_frame *= self.pool_stride
@@ -255,7 +259,8 @@ class ASTFamily(Family):
         for key in ("mean", "std"):
             if getattr(s, key) is not None:
                 setattr(self.extractor, key, float(getattr(s, key)))
-        self.model = AutoModel.from_pretrained(bb.model_dir, dtype=bb.dtype)
+        self.model, report = load_pretrained(bb.name, AutoModel, bb.model_dir, dtype=bb.dtype)
+        bb.load_info.update(report)
         config = self.config
         if self.extractor.max_length != config.max_length:  # the position embeddings fix the length
             raise BackboneError(
@@ -275,7 +280,13 @@ class ASTFamily(Family):
         self.summary = s.ast_pooling == "cls"
 
     def run(self, windows: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray | None]]:
-        states = self.hidden(input_values=self.features(windows)["input_values"])  # [B, L, 2 + F*T, D]
+        with self._torch.inference_mode():
+            out = self.model(input_values=self.features(windows)["input_values"], output_hidden_states=True)
+        # transformers' hidden_states[-1] is the last block's output *before* ASTModel's final LayerNorm;
+        # the model's output (last_hidden_state, and pooler_output = its CLS + distillation mean) is
+        # after it. The last state is the model's output, as in the other families (whose
+        # hidden_states[-1] already is): frames and the cls summary are then what ASTModel returns.
+        states = self._torch.stack([*out.hidden_states[:-1], out.last_hidden_state], dim=1).float()  # [B, L, 2+F*T, D]
         b, layers, _, dim = states.shape
         # patch tokens are ordered frequency-major: average the frequency rows of each time column
         columns = states[:, :, 2:].reshape(b, layers, self.freq_patches, self.time_patches, dim).mean(dim=2)
