@@ -112,20 +112,92 @@ def test_audio_embeddings_are_get_audio_features(clap_dir, bb):
         ref = model.get_audio_features(inputs["input_features"], is_longer=torch.zeros(1, 1, dtype=torch.bool))
     np.testing.assert_allclose(emb.pooled, ref.pooler_output[0].numpy(), atol=1e-5)
     info = bb.describe()
-    assert info["sampling_rate"] == 48000 and "resample_poly" in info["resampler"]
-    assert info["fusion"] is True and info["window_seconds"] == EXTRACTOR["max_length_s"]
+    assert info["sampling_rate"] == 48000 and "soxr_hq" in info["resampler"]
+    assert info["fusion"] is True and info["window_seconds"] is None and info["long_inputs"].startswith("fusion")
 
 
-def test_long_inputs_windowed_and_batches_equal_single_items(clap_dir):
+def test_resample_is_librosa_soxr_hq():
+    """LAION's documented path loads with librosa.load(sr=48000): soxr at soxr_hq (scipy's resample_poly
+    differed by up to ~6 dB in the log-mel above 7.5 kHz)."""
+    import librosa
+
+    x = _noise(1.37, seed=3)[0]
+    for rate in (48000, 44100):
+        ours = resample(x, rate)
+        ref = librosa.resample(x, orig_sr=SR, target_sr=rate, res_type="soxr_hq")
+        assert ours.dtype == np.float32 and ours.shape == ref.shape
+        np.testing.assert_array_equal(ours, ref)
+    assert resample(x, SR) is x
+
+
+def test_long_inputs_fused_by_fusion_models_windowed_otherwise(clap_dir):
     path = clap_dir[0]
-    inputs = _noise(0.5, 5.0, 1.5)  # 5 s > the 2 s window: three windows, averaged
-    batched = build_backbone("b", {"type": "clap", "source": str(path), "batch_seconds": 100, "output": "both"})
-    single = build_backbone("s", {"type": "clap", "source": str(path), "batch_seconds": 0, "output": "both"})
-    for a, b in zip(batched.embed(inputs), single.embed(inputs)):
-        np.testing.assert_allclose(a.pooled, b.pooled, atol=1e-5)
-    info = batched.describe()
-    assert info["n_windowed"] == 1 and info["pooled_layout"] == {"projection": [0, 8], "encoder": [8, 24]}
-    assert batched.embed(inputs[:1])[0].pooled.shape == (8 + AUDIO["hidden_size"],)
+    inputs = _noise(0.5, 5.0, 1.5)  # 5 s > the 2 s max_length_s
+    for extra, fused, windowed in (({}, 1, 0), ({"window_seconds": 2}, 0, 1)):
+        cfg = {"type": "clap", "source": str(path), "output": "both", **extra}
+        batched = build_backbone("b", {**cfg, "batch_seconds": 100})
+        single = build_backbone("s", {**cfg, "batch_seconds": 0})
+        for a, b in zip(batched.embed(inputs), single.embed(inputs)):
+            np.testing.assert_allclose(a.pooled, b.pooled, atol=1e-5)
+        info = batched.describe()
+        assert (info["n_fused"], info["n_windowed"]) == (fused, windowed)
+    fused_bb = build_backbone("f", {"type": "clap", "source": str(path)})
+    windowed_bb = build_backbone("w", {"type": "clap", "source": str(path), "window_seconds": 2})
+    long = inputs[1:2]
+    # the is_longer path is not the window average
+    assert float(fused_bb.embed(long)[0].pooled @ windowed_bb.embed(long)[0].pooled) < 0.9999
+    # crops: a fresh RandomState(crop_seed) per item, so the result does not depend on what came before
+    np.random.seed(123)
+    first = fused_bb.embed(long)[0].pooled
+    np.random.seed(456)
+    np.testing.assert_allclose(fused_bb.embed(inputs)[1].pooled, first, atol=1e-5)
+    other = build_backbone("o", {"type": "clap", "source": str(path), "crop_seed": 7}).embed(long)[0].pooled
+    assert not np.allclose(other, first, atol=1e-5)
+
+
+def test_non_fusion_model_takes_its_own_log_mel_whatever_the_processor(clap_dir, tmp_path):
+    """A non-fusion model with a processor saved for fusion (truncation "fusion") still gets the
+    one-channel Slaney log-mel it was trained on (it used to get the 4-channel fusion stack and fail)."""
+    import torch
+    from transformers import ClapConfig, ClapModel
+
+    path, _ = clap_dir
+    torch.manual_seed(1)
+    unfused = ClapModel(ClapConfig(**{**CONFIG, "audio_config": {**AUDIO, "enable_fusion": False}})).eval()
+    out = tmp_path / "unfused"
+    unfused.save_pretrained(out)
+    for f in path.iterdir():  # the fused model's processor and tokenizer files
+        if f.name not in ("config.json", "model.safetensors"):
+            (out / f.name).write_bytes(f.read_bytes())
+    bb = build_backbone("u", {"type": "clap", "source": str(out)})
+    assert bb.extractor.truncation == "fusion" and bb.describe()["fusion"] is False
+    x = _noise(1.0, 5.0, seed=2)
+    embs = bb.embed(x)
+    wave = resample(x[0], 48000)
+    wave = (np.clip(wave, -1, 1) * 32767).astype(np.int16).astype(np.float32) / 32767
+    inputs = bb.extractor([wave], sampling_rate=48000, truncation="rand_trunc", return_tensors="pt")
+    with torch.no_grad():
+        ref = unfused.get_audio_features(inputs["input_features"]).pooler_output[0].numpy()
+    np.testing.assert_allclose(embs[0].pooled, ref, atol=1e-5)
+    assert bb.describe()["n_windowed"] == 1 and bb.describe()["long_inputs"] == "windows averaged"
+
+
+def test_inline_config_text_layer_norm_eps_is_robertas(clap_dir, tmp_path):
+    from transformers import ClapConfig
+
+    path, model = clap_dir
+    ckpt = _laion_checkpoint(model, tmp_path / "eps.pt")
+    base = {"type": "clap", "checkpoint": str(ckpt), "processor": str(path)}
+    bb = build_backbone("e", {**base, "config": dict(CONFIG)})  # TEXT gives no layer_norm_eps
+    assert bb.model.config.text_config.layer_norm_eps == 1e-5
+    assert bb.model.text_model.embeddings.LayerNorm.eps == 1e-5
+    assert bb.model.text_model.encoder.layer[0].output.LayerNorm.eps == 1e-5
+    given = {**CONFIG, "text_config": {**TEXT, "layer_norm_eps": 1e-7}}
+    assert build_backbone("e", {**base, "config": given}).model.text_model.embeddings.LayerNorm.eps == 1e-7
+    # a config dir (the checkpoint's own config.json) keeps the value it states
+    stated = ClapConfig.from_pretrained(path).text_config.layer_norm_eps
+    by_dir = build_backbone("e", {**base, "config": str(path)})
+    assert by_dir.model.text_model.embeddings.LayerNorm.eps == stated
 
 
 def test_text_embeddings_and_zero_shot_match_clap_forward(clap_dir, bb):

@@ -15,14 +15,28 @@ Weights, either:
   true`` allows full unpickling of a ``.pt`` that ``weights_only`` loading rejects.
 
 Audio: the 16 kHz inputs are resampled to the feature extractor's rate (48 kHz for LAION CLAP) with
-``scipy.signal.resample_poly`` (polyphase FIR, Kaiser window β = 5; exact for the integer 16→48 kHz
-ratio), then quantised to the int16 grid as LAION's own ``get_audio_embedding_from_data`` does.
-Inputs longer than ``window_seconds`` (default: the extractor's ``max_length_s``, 10 s) are cut into
-near-equal windows, each ≤ 10 s, so the extractor never takes random crops; window embeddings are
-averaged with length weights (projection: re-normalised). Every window is padded to 10 s
-("repeatpad"), so batches (``batch_seconds``, default 120) are exact. The extractor marks one
-random input per batch as "longer" when none is (a training trick); here ``is_longer`` is always
-false, which is LAION's own inference path for ≤ 10 s clips and keeps results deterministic.
+``soxr`` at ``soxr_hq`` quality — what ``librosa.load(f, sr=48000)`` does in LAION's documented
+``get_audio_embedding_from_filelist`` (scipy's ``resample_poly`` moved the log-mel by up to 6 dB above
+7.5 kHz) — then quantised to the int16 grid as LAION's ``get_audio_embedding_from_data`` does. The
+log-mel follows the model: fusion models take the extractor's ``truncation="fusion"`` features (HTK
+mel, as LAION's ``get_mel``), non-fusion ones ``rand_trunc`` (Slaney mel, as HTS-AT's own front end),
+whatever the processor's ``preprocessor_config.json`` says. Inputs up to ``max_length_s`` (10 s) are
+padded by repetition ("repeatpad"), LAION's path for short clips (``is_longer`` false).
+
+Longer inputs, fusion models (``enable_fusion``; e.g. ``630k-audioset-fusion-best.pt``, AF-CLAP): the
+model's own long-input path, as LAION's ``get_audio_features(data_truncating="fusion")`` builds it:
+the log-mel of the whole input shrunk to 10 s (bilinear with antialiasing, as LAION's
+``torchvision.transforms.Resize``) as the global view, plus three 10-s local crops, one from each third
+of the valid start frames, with ``is_longer`` true so that the AFF block fuses them. The crops are
+drawn as LAION and transformers' ``ClapFeatureExtractor`` draw them (``np.random.choice`` over each
+third), but from a fresh ``np.random.RandomState(crop_seed)`` per input (default 0) rather than the
+global generator: deterministic per item, batch-independent, and equal to LAION's output when
+``np.random.seed(crop_seed)`` is called before each item. Non-fusion models (and fusion ones given an
+explicit ``window_seconds``): inputs are cut into near-equal windows, each ≤ ``window_seconds``
+(default 10 s), whose embeddings are averaged with length weights (projection: re-normalised) — LAION
+itself takes one random 10-s crop there. Every window is padded to 10 s, so batches
+(``batch_seconds``, default 120) are exact. The extractor's training trick of marking one random
+input per batch as "longer" is not used: ``is_longer`` is true exactly for fusion inputs > 10 s.
 
 ``pooled`` (no frames) by ``output``:
 ``projection`` (default) — ``get_audio_features``: the L2-normalised joint audio–text embedding
@@ -58,7 +72,7 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from pipeline.core.audio import SAMPLE_RATE, even_windows, group_by_seconds, pad_to, seconds_to_samples
 from pipeline.core.errors import BackboneError
@@ -74,6 +88,9 @@ from pipeline.features.backbones.base import (
 )
 
 
+ROBERTA_LAYER_NORM_EPS = 1e-5  # roberta-base's config.json; ClapTextConfig defaults to 1e-12
+
+
 class ClapSettings(BackboneSettings, FetchSettings):
     source: str | None = None  # a transformers CLAP checkpoint (dir or cached hub id)
     checkpoint: str | None = None  # or a LAION-CLAP training checkpoint (.pt), converted on load
@@ -87,6 +104,7 @@ class ClapSettings(BackboneSettings, FetchSettings):
     # T5; roberta: always map (a T5 branch is then an error); skip: audio only. Skipped → no zero-shot.
     text_tower: Literal["auto", "roberta", "skip"] = "auto"
     window_seconds: float | None = Field(None, gt=0)  # default: the extractor's max_length_s (10 s)
+    crop_seed: int = 0  # fusion models, inputs > 10 s: np.random.RandomState(crop_seed) per item picks the crops
     min_seconds: float = Field(0.1, ge=0)
     batch_seconds: float = Field(120, ge=0)  # padded audio per forward pass
     device: Device = "auto"
@@ -99,6 +117,17 @@ class ClapSettings(BackboneSettings, FetchSettings):
         if self.checkpoint and not self.config:
             raise ValueError("'checkpoint' needs 'config' (a CLAP config dir or a dict)")
         return self
+
+    @field_validator("config")
+    @classmethod
+    def _roberta_eps(cls, config: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
+        """An inline ``config`` dict: the text tower's LayerNorm eps defaults to RoBERTa's 1e-5 (LAION's
+        ``roberta-base`` text branch), not ``ClapTextConfig``'s 1e-12; a config dir keeps its own value."""
+        if isinstance(config, dict):
+            text = dict(config.get("text_config") or {})
+            text.setdefault("layer_norm_eps", ROBERTA_LAYER_NORM_EPS)
+            config = {**config, "text_config": text}
+        return config
 
 
 # ClapConfig text_config for a checkpoint whose text tower is skipped (never run: zero-shot is refused)
@@ -117,13 +146,15 @@ def zero_shot_scores(audio: np.ndarray, text: np.ndarray, logit_scale: float) ->
 
 
 def resample(audio: np.ndarray, rate: int) -> np.ndarray:
-    """16 kHz → ``rate`` with scipy's polyphase resampler (identity when the rates match)."""
+    """16 kHz → ``rate`` as ``librosa.resample(res_type="soxr_hq")`` does it (identity at 16 kHz):
+    ``soxr.resample`` at ``soxr_hq`` quality, length fixed to ceil(n × rate / 16000)."""
     if rate == SAMPLE_RATE:
         return audio
-    from scipy.signal import resample_poly
+    import soxr
 
-    g = math.gcd(rate, SAMPLE_RATE)
-    return resample_poly(audio, rate // g, SAMPLE_RATE // g).astype(np.float32)
+    out = soxr.resample(np.asarray(audio, np.float32), SAMPLE_RATE, rate, quality="soxr_hq")
+    n = math.ceil(len(audio) * rate / SAMPLE_RATE)
+    return np.pad(out, (0, max(0, n - len(out))))[:n].astype(np.float32)
 
 
 @register_backbone(
@@ -164,9 +195,14 @@ class ClapBackbone(Backbone):
         self.window = min(seconds_to_samples(window), self.max_window)
         self.min_samples = seconds_to_samples(settings.min_seconds)
         self.batch_samples = seconds_to_samples(settings.batch_seconds)
+        self.fusion = bool(self.model.config.audio_config.enable_fusion)
+        # fusion models take inputs > 10 s whole, through their is_longer path, unless windows are asked for
+        self.fuse_long = self.fusion and settings.window_seconds is None
+        self.crop_seed = settings.crop_seed
         self._processor = None
         self.n_padded = 0
         self.n_windowed = 0
+        self.n_fused = 0
 
     # -- loading ---------------------------------------------------------------------------------
 
@@ -236,19 +272,55 @@ class ClapBackbone(Backbone):
 
     # -- audio -----------------------------------------------------------------------------------
 
+    def _long_fusion_mel(self, wave: np.ndarray) -> tuple[np.ndarray, bool]:
+        """[4, frames, mels] fusion input of a 48-kHz wave > max_length_s, and its ``is_longer``: the
+        global view (whole log-mel shrunk to 10 s) and three 10-s crops, as LAION's
+        ``get_audio_features(data_truncating="fusion")`` builds them (module docstring: the crops)."""
+        torch, ex = self._torch, self.extractor
+        mel = ex._np_extract_fbank_features(wave, ex.mel_filters)  # [frames, mels], HTK mel as LAION's get_mel
+        chunk = ex.nb_max_samples // ex.hop_length + 1
+        total = mel.shape[0]
+        if chunk == total:  # longer than 10 s by less than a hop: LAION uses the whole mel, not "longer"
+            return np.stack([mel] * 4), False
+        ranges = np.array_split(np.arange(total - chunk + 1), 3)
+        ranges = [r if len(r) else np.array([0]) for r in ranges]
+        rng = np.random.RandomState(self.crop_seed)
+        starts = [int(rng.choice(r)) for r in ranges]
+        shrunk = torch.nn.functional.interpolate(
+            torch.from_numpy(np.ascontiguousarray(mel, np.float32))[None, None], size=[chunk, mel.shape[1]],
+            mode="bilinear", align_corners=False, antialias=True,
+        )[0, 0].numpy()
+        return np.stack([shrunk] + [mel[i : i + chunk] for i in starts]), True
+
     def _forward(self, windows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """(normalised projection [B, P], encoder pooled output [B, H]) for windows ≤ max_length_s."""
+        """(normalised projection [B, P], encoder pooled output [B, H]) for 16 kHz windows: ≤ max_length_s,
+        or longer for fusion models (their is_longer path)."""
         torch = self._torch
         waves = []
         for w in windows:
             w = resample(w, self.rate)
             waves.append((np.clip(w, -1.0, 1.0) * 32767.0).astype(np.int16).astype(np.float32) / 32767.0)
-        inputs = self.extractor(waves, sampling_rate=self.rate, return_tensors="pt")
-        features = inputs["input_features"].to(self.device, self.dtype)
-        is_longer = torch.zeros((len(waves), 1), dtype=torch.bool, device=self.device)
+        max_len = self.extractor.nb_max_samples
+        long = [i for i, w in enumerate(waves) if len(w) > max_len]
+        if long and not self.fusion:
+            raise BackboneError(f"backbones.{self.name}: non-fusion input over {max_len} samples (window it)")
+        features: list[np.ndarray | None] = [None] * len(waves)
+        is_longer = [False] * len(waves)
+        for i in long:
+            features[i], is_longer[i] = self._long_fusion_mel(waves[i])
+        short = [i for i in range(len(waves)) if i not in set(long)]
+        if short:
+            inputs = self.extractor(
+                [waves[i] for i in short], sampling_rate=self.rate, return_tensors="np",
+                truncation="fusion" if self.fusion else "rand_trunc", padding="repeatpad",
+            )
+            for i, f in zip(short, inputs["input_features"]):
+                features[i] = f
+        batch = torch.from_numpy(np.stack(features).astype(np.float32)).to(self.device, self.dtype)
+        longer = torch.tensor(is_longer, dtype=torch.bool, device=self.device)[:, None]
         with torch.inference_mode():
             # the two steps of ClapModel.get_audio_features, keeping the encoder output as well
-            encoded = self.model.audio_model(input_features=features, is_longer=is_longer).pooler_output
+            encoded = self.model.audio_model(input_features=batch, is_longer=longer).pooler_output
             projected = torch.nn.functional.normalize(self.model.audio_projection(encoded), dim=-1)
         return projected.float().cpu().numpy(), encoded.float().cpu().numpy()
 
@@ -257,13 +329,19 @@ class ClapBackbone(Backbone):
         for idx, audio in enumerate(batch):
             audio, padded = pad_to(audio, self.min_samples)
             self.n_padded += padded
-            parts = even_windows(audio, self.window)
-            self.n_windowed += len(parts) > 1
+            if self.fuse_long:
+                parts = [audio]
+                self.n_fused += len(audio) > self.max_window
+            else:
+                parts = even_windows(audio, self.window)
+                self.n_windowed += len(parts) > 1
             windows += parts
             owner += [idx] * len(parts)
         proj = np.zeros((len(windows), self.model.config.projection_dim), np.float32)
         enc = np.zeros((len(windows), self.model.config.audio_config.hidden_size), np.float32)
-        for group in group_by_seconds([len(w) for w in windows], self.batch_samples, self.max_window):
+        # every input costs one 10-s forward pass (long fusion inputs too: global view + crops)
+        costs = [min(len(w), self.max_window) for w in windows]
+        for group in group_by_seconds(costs, self.batch_samples, self.max_window):
             proj[group], enc[group] = self._forward([windows[i] for i in group])
         owner = np.array(owner)
         lengths = np.array([len(w) for w in windows], np.float64)
@@ -318,14 +396,17 @@ class ClapBackbone(Backbone):
             "model_type": "clap",
             "output": self.output,
             "pooled_layout": layout,
-            "fusion": bool(self.model.config.audio_config.enable_fusion),
+            "fusion": self.fusion,
+            "long_inputs": f"fusion is_longer path (global view + 3 crops, RandomState({self.crop_seed}) per item)"
+            if self.fuse_long else "windows averaged",
             "sampling_rate": self.rate,
             "resampler": "none" if self.rate == SAMPLE_RATE else
-            f"scipy.signal.resample_poly 16000->{self.rate} Hz (Kaiser beta=5), int16 quantised",
-            "window_seconds": self.window / SAMPLE_RATE,
+            f"soxr soxr_hq 16000->{self.rate} Hz (as librosa.load), int16 quantised",
+            "window_seconds": None if self.fuse_long else self.window / SAMPLE_RATE,
             "dtype": str(self.dtype).replace("torch.", ""),
             "n_padded": self.n_padded,
             "n_windowed": self.n_windowed,
+            "n_fused": self.n_fused,
             "text_tower": "loaded" if self.text_ready else "missing (zero-shot disabled)",
             **({"conversion": self.conversion} if self.conversion is not None else {}),
         }
