@@ -49,8 +49,10 @@ class ModelSettings(BackboneSettings, FetchSettings):
 
 
 # Settings that decide how work is scheduled or where weights were fetched from, not what is computed:
-# they are left out of the embed cache key and of the store's params_hash.
-NON_RESULT_KEYS = ("batch_size", "batch_seconds", "hub", "hub_revision", "hub_allow", "hub_ignore")
+# they are left out of the embed cache key and of the store's params_hash. ``strict`` decides only
+# whether a checkpoint that does not fit may load at all; what did load is in the key through the
+# checkpoint's revision and recorded in the store's attributes (``load_report`` / ``conversion``).
+NON_RESULT_KEYS = ("batch_size", "batch_seconds", "hub", "hub_revision", "hub_allow", "hub_ignore", "strict")
 # describe() keys that count what one run computed (inputs padded, windowed, empty, without a face,
 # ...): they depend on what the embed cache already held, so the engine prints them after the run
 # and never stores them (a resumed store must equal an uninterrupted one, attributes included).
