@@ -430,16 +430,19 @@ def test_documented_exceptions_load_and_are_recorded(clean_checkpoints, tmp_path
     pooler (a masked-LM checkpoint: hf_text never reads the pooler) load, and describe() says so."""
     from transformers import BertForMaskedLM
 
+    for loader in ("ssl", "sentence_transformers", "videomae"):  # an exact fit reports nothing
+        kind = LOADERS[loader][0]
+        assert build_backbone("x", {"type": kind, "source": str(clean_checkpoints[loader])}).describe()["load_report"] == {}
     info = build_backbone("a", {"type": "hf_audio", "source": str(F.tiny_hubert(tmp_path / "hubert"))}).describe()
-    assert info["unused_tensors"] == ["classifier", "projector"]
+    assert info["load_report"]["unused_tensors"] == ["classifier", "projector"]
     info = build_backbone("a", {"type": "hf_audio", "source": str(F.tiny_ast(tmp_path / "ast"))}).describe()
-    assert info["unused_tensors"] == ["classifier"]
+    assert info["load_report"]["unused_tensors"] == ["classifier"]
     info = build_backbone("c", {"type": "clip_vision", "source": str(clean_checkpoints["clip_vision"])}).describe()
-    assert info["unused_tensors"] == ["logit_scale", "text_model", "text_projection"]
+    assert info["load_report"]["unused_tensors"] == ["logit_scale", "text_model", "text_projection"]
     info = build_backbone("c", {"type": "clip_vision", "source": str(clean_checkpoints["clip_vision_only"])}).describe()
-    assert info["not_loaded"] == ["visual_projection.weight"] and info["frame_features"] == "pooled"
+    assert info["load_report"]["not_loaded"] == ["visual_projection.weight"] and info["frame_features"] == "pooled"
     mlm = tmp_path / "mlm"
     shutil.copytree(clean_checkpoints["hf_text"], mlm)
     BertForMaskedLM.from_pretrained(mlm).save_pretrained(mlm)  # no pooler; an MLM head beside the model
     info = build_backbone("t", {"type": "hf_text", "source": str(mlm)}).describe()
-    assert info["unused_tensors"] == ["cls"] and info["not_loaded"] == ["pooler.dense"]
+    assert info["load_report"]["unused_tensors"] == ["cls"] and info["load_report"]["not_loaded"] == ["pooler.dense"]

@@ -10,7 +10,8 @@ report (``output_loading_info=True``) is checked and anything that does not fit 
   outside the loaded model's own modules: task heads (``classifier.*``, ``projector.*``,
   ``lm_head.*``), pre-training heads (``quantizer.*``, ``project_q.*``, ``cls.*``, ``decoder.*``),
   or the text tower of a full ``CLIPModel`` when its vision tower is loaded. They are never read,
-  and are recorded (``unused_tensors``: their top-level names) rather than raised. An unexpected
+  and are recorded (``unused_tensors``: their top-level names) rather than raised. Backbones put
+  the report in ``describe()["load_report"]``, as emotion2vec does. An unexpected
   tensor *inside* the model (under its ``base_model_prefix`` or one of its own modules) is an error.
 * **missing tensors the backbone never uses** — each loader names them with the reason (e.g. the
   text pooler of a masked-LM checkpoint, which hf_text does not read); recorded as ``not_loaded``.

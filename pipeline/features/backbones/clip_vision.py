@@ -26,7 +26,7 @@ Loading is strict (:mod:`pipeline.features.backbones._loading`): a missing, unex
 mis-shaped tensor is an error naming it. Two cases are expected and recorded instead: a full
 ``CLIPModel``'s text tower (``unused_tensors``: ``text_model``, ``text_projection``, ``logit_scale``)
 and a vision-only checkpoint's missing ``visual_projection`` (``not_loaded``; frames are then the
-pooled output).
+pooled output), in ``describe()["load_report"]``.
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ class ClipVisionBackbone(Backbone):
             "frame_dims": self.frame_dim(),
             "face_crop": self.face_crop,
             "n_empty": self.n_empty,
-            **self.load_report,
+            "load_report": self.load_report,
         }
         if self.cropper:
             info.update(self.cropper.stats())

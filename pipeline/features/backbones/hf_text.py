@@ -18,7 +18,8 @@ silently truncated; ``describe()`` counts windowed and empty texts. ``device``/`
 
 Loading is strict (:mod:`pipeline.features.backbones._loading`): a missing, unexpected or
 mis-shaped tensor is an error naming it; head tensors beside the encoder (``cls.*`` of a masked-LM
-checkpoint) are recorded as ``unused_tensors``, a missing pooler (never read here) as ``not_loaded``.
+checkpoint) are recorded as ``describe()["load_report"]["unused_tensors"]``, a missing pooler (never
+read here) as ``["not_loaded"]``.
 """
 
 from __future__ import annotations
@@ -158,5 +159,5 @@ class HFTextBackbone(Backbone):
             "hidden_size": int(self.config.hidden_size),
             "n_windowed": self.n_windowed,
             "n_empty": self.n_empty,
-            **self.load_report,
+            "load_report": self.load_report,
         }

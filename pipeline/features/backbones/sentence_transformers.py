@@ -133,5 +133,5 @@ class SentenceTransformerBackbone(Backbone):
             "embedding_dim": int(self._embedding_dim()),
             "n_windowed": self.n_windowed,
             "n_empty": self.n_empty,
-            **self.load_report,
+            "load_report": self.load_report,
         }

@@ -22,7 +22,7 @@ see pipeline/features/faces.py), ``max_clip_frames``, ``clip_batch`` (clips per 
 
 Loading is strict (:mod:`pipeline.features.backbones._loading`): a missing, unexpected or
 mis-shaped tensor is an error naming it; the heads of a ``VideoMAEForPreTraining`` /
-``...ForVideoClassification`` checkpoint are recorded as ``unused_tensors``.
+``...ForVideoClassification`` checkpoint are recorded (``describe()["load_report"]["unused_tensors"]``).
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ class VideoMAEBackbone(Backbone):
             "n_multi_clip": self.n_multi_clip,
             "n_repeated": self.n_repeated,
             "n_empty": self.n_empty,
-            **self.load_report,
+            "load_report": self.load_report,
         }
         if self.cropper:
             info.update(self.cropper.stats())

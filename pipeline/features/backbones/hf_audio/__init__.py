@@ -44,10 +44,10 @@ Loading is strict (:mod:`pipeline.features.backbones._loading`, and for the Whis
 Qwen2-Audio tower :func:`.checkpoint.load_submodule`): a missing, unexpected or mis-shaped tensor is
 a BackboneError naming it. Tensors beside the model (task heads such as ``classifier.*`` /
 ``projector.*`` / ``lm_head.*``, pre-training heads, a Whisper decoder, Qwen2-Audio's language model)
-are not read; ``describe()`` records them (``unused_tensors``: their top-level names; for the
+are not read; ``describe()`` records them (``load_report.unused_tensors``: their top-level names; for the
 Whisper encoder and the Qwen2-Audio tower ``loaded``: how many of the checkpoint's tensors were
 read). SSL checkpoints without ``masked_spec_embed`` (SpecAugment's training-time mask) load too
-(``not_loaded``).
+(``load_report.not_loaded``).
 
 Every family: ``pooled`` is [L, D] (L = num_hidden_layers + 1, every hidden state pooled over time
 with ``pooling``: mean | mean+std | max); ``frames`` are the frames of ``frame_layer`` (default

@@ -137,7 +137,7 @@ class SSLFamily(Family):
         # masked_spec_embed is SpecAugment's training-time mask vector: unused at inference
         self.model, report = load_pretrained(bb.name, AutoModel, bb.model_dir, dtype=bb.dtype,
                                              unused_missing=("masked_spec_embed",))
-        bb.load_info.update(report)
+        bb.load_info["load_report"] = report
         self.samples_per_frame = int(np.prod(config.conv_stride))
         # receptive field of the conv stack: the shortest input that yields one frame
         field, jump = 1, 1
@@ -213,7 +213,7 @@ class Qwen2AudioFamily(WhisperFamily):
         else:
             enc_config = self.config
             self.model, report = load_pretrained(bb.name, Qwen2AudioEncoder, bb.model_dir, dtype=bb.dtype)
-            bb.load_info.update(loaded="Qwen2AudioEncoder (encoder-only checkpoint)", **report)
+            bb.load_info.update(loaded="Qwen2AudioEncoder (encoder-only checkpoint)", load_report=report)
         self.geometry(enc_config.max_source_positions)
         self.pool_stride = int(self.model.avg_pooler.stride[0])  # the tower's final 2× average pool
         self.samples_per_frame *= self.pool_stride
@@ -260,7 +260,7 @@ class ASTFamily(Family):
             if getattr(s, key) is not None:
                 setattr(self.extractor, key, float(getattr(s, key)))
         self.model, report = load_pretrained(bb.name, AutoModel, bb.model_dir, dtype=bb.dtype)
-        bb.load_info.update(report)
+        bb.load_info["load_report"] = report
         config = self.config
         if self.extractor.max_length != config.max_length:  # the position embeddings fix the length
             raise BackboneError(
