@@ -58,7 +58,8 @@ def verified(entry: Entry) -> str:
     golden parity test checks (``verified=``), and that test (``verified_by=``, ``file::function``)."""
     what, test = entry.info.get("verified"), entry.info.get("verified_by")
     if not what:
-        return "not verified"
+        why = entry.info.get("unverified")
+        return f"not verified: {why}" if why else "not verified"
     return f"{what} (`{test.split('::')[0].split('/')[-1]}`)" if test else what
 
 

@@ -162,6 +162,10 @@ def resample(audio: np.ndarray, rate: int) -> np.ndarray:
     description="CLAP audio embeddings (ClapModel; LAION-CLAP / AF-CLAP .pt converted), zero-shot prompts",
     settings=ClapSettings, licence="Apache-2.0 (laion/clap-*); checkpoints: see their pages",
     weights="`pipeline.tools.models fetch` or the LAION/AF2 .pt",
+    verified="laion_clap `get_audio_embedding_from_filelist` (HTSAT-tiny fusion and non-fusion, fusion inputs "
+             "> 10 s, text tower) and AF2's AF-CLAP code (audio), run once in a throw-away venv, committed "
+             "goldens: cos ≥ 0.9999",
+    verified_by="tests/test_parity_clap.py::test_short_utterances_match_laion",
 )
 class ClapBackbone(Backbone):
     modality = "audio"

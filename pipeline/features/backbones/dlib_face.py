@@ -48,7 +48,9 @@ class DlibFaceSettings(BackboneSettings):
 @register_backbone(
     "dlib_face",
     description="dlib 128-d face descriptors per frame",
-    settings=DlibFaceSettings, licence="CC0 (68-pt: iBUG, non-commercial)", weights="ships in the wheels"
+    settings=DlibFaceSettings, licence="CC0 (68-pt: iBUG, non-commercial)", weights="ships in the wheels",
+    unverified="calls dlib's own detector, shape predictor and `compute_face_descriptor` directly; "
+               "face_recognition's `face_encodings` (the same calls) is not installed to compare with",
 )
 class DlibFaceBackbone(Backbone):
     modality = "video"

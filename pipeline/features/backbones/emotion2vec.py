@@ -132,6 +132,9 @@ class Emotion2vecSettings(ModelSettings):
     description="emotion2vec(+) through funasr: every layer pooled, 50 Hz frames, or the 9-class scores",
     settings=Emotion2vecSettings, licence="FunASR model licence",
     weights="`pipeline.tools.models fetch` (ModelScope)",
+    verified="funasr `AutoModel.generate(extract_embedding=True)`, utterance and frame granularity: cos ≥ 0.9999, "
+             "equal frame counts, equal scores and label order",
+    verified_by="tests/test_parity_emotion2vec.py::test_frames_and_pooled_equal_funasr",
 )
 class Emotion2vecBackbone(Backbone):
     modality = "audio"

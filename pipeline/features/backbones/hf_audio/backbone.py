@@ -34,7 +34,12 @@ class HFAudioSettings(ModelSettings):
 @register_backbone(
     "hf_audio",
     description="transformers audio encoders: wav2vec2, HuBERT, WavLM, data2vec, Whisper, Qwen2-Audio tower, AST",
-    settings=HFAudioSettings, licence="that of the checkpoint", weights="`pipeline.tools.models fetch`"
+    settings=HFAudioSettings, licence="that of the checkpoint", weights="`pipeline.tools.models fetch`",
+    verified="transformers per item: feature extractor + `model(output_hidden_states=True)` (wav2vec2, HuBERT, "
+             "WavLM, data2vec), Whisper encoder on the 30-s log-mel trimmed to ⌈n/320⌉ (and per 30-s window), "
+             "AST, Qwen2-Audio tower as `Qwen2AudioForConditionalGeneration` feeds its LM: cos ≥ 0.9999 per "
+             "layer and frame, equal frame counts",
+    verified_by="tests/test_parity_hf.py::test_ssl_matches_transformers"
 )
 class HFAudioBackbone(Backbone):
     modality = "audio"
