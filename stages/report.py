@@ -10,7 +10,7 @@ from stages._cli import run_stage
 
 def main(args, params) -> None:
     run = run_settings(params)
-    out = build_report(METRICS, run.corpora, run.experiments())
+    out = build_report(METRICS, run.corpora, run.experiments(), run.cross_experiments())
     print(out["markdown"])
 
 

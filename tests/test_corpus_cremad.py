@@ -70,7 +70,7 @@ def test_audiovisual_uses_the_flash_videos(tree):
 @pytest.mark.parametrize(
     "cfg,message",
     [
-        ({"protocol": "official"}, r"corpora\.cremad\.protocol = 'official': Input should be 'kfold' or 'loso'"),
+        ({"protocol": "official"}, r"corpora\.cremad\.protocol = 'official': Input should be 'kfold', 'loso' or 'emobox'"),
         ({"modality": "video"}, r"corpora\.cremad\.modality = 'video'"),
         ({"protocl": "loso"}, r"corpora\.cremad: unknown key 'protocl' \(did you mean 'protocol'\?\)"),
     ],

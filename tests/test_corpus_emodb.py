@@ -70,7 +70,7 @@ def test_flat_folder_of_wavs_is_accepted(in_tmp_cwd):
 
 
 def test_unknown_protocol_names_the_param(tree):
-    message = r"corpora\.emodb\.protocol = 'official': Input should be 'loso' or 'kfold'"
+    message = r"corpora\.emodb\.protocol = 'official': Input should be 'loso', 'kfold' or 'emobox'"
     with pytest.raises(ConfigError, match=message):
         prepare(tree, protocol="official")
 

@@ -79,7 +79,7 @@ def test_song_and_audiovisual_options(tree):
 @pytest.mark.parametrize(
     "cfg,message",
     [
-        ({"protocol": "official"}, r"corpora\.ravdess\.protocol = 'official': Input should be 'kfold' or 'loso'"),
+        ({"protocol": "official"}, r"corpora\.ravdess\.protocol = 'official': Input should be 'kfold', 'loso' or 'emobox'"),
         ({"modality": "video"}, r"corpora\.ravdess\.modality = 'video'"),
         ({"protocol": "kfold", "folds": 1}, r"corpora\.ravdess\.folds = 1: Input should be greater than or equal to 2"),
     ],

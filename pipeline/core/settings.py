@@ -88,7 +88,9 @@ def describe_error(schema: type[BaseModel], err: ValidationError, where: str, so
     by_key: dict[tuple[str, ...], list[dict]] = {}
     for p in problems:
         by_key.setdefault(tuple(_key_path(p["loc"], models)), []).append(p)
-    loc, group = next(iter(by_key.items()))
+    # A misspelt key also makes the key it was meant to be "missing": name the typo, the cause, first.
+    loc, group = next((item for item in by_key.items() if item[1][0]["type"] == "extra_forbidden"),
+                      next(iter(by_key.items())))
     loc = list(loc)
     first = group[0]
     more = f" (and {len(by_key) - 1} more problem{'s' if len(by_key) > 2 else ''})" if len(by_key) > 1 else ""

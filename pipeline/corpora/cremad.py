@@ -20,8 +20,12 @@ video from the same file).
 Task: ``emotion`` (6 classes: anger, disgust, fear, happy, neutral, sad) — the emotion the actor
 was asked to portray (the file name), not the crowd-perceived one (``processedResults/``, unused).
 Extra column: ``intensity`` (low/medium/high/unspecified).
-Protocol: ``kfold`` (default; actor-independent, ``folds`` = 5, sorted actors round-robin) or
-``loso`` (one fold per actor, 91 folds).
+Protocol: ``kfold`` (default; actor-independent, ``folds`` = 5, sorted actors round-robin),
+``loso`` (one fold per actor, 91 folds) or ``emobox`` (EmoBox's one published train/test split,
+5,586 / 1,856 clips, exactly: :mod:`pipeline.corpora._emobox`). EmoBox's split is *not*
+actor-independent (all 91 actors are on both sides), so the speaker guard is off and
+``info["emobox"]`` says so; it has no dev set, so dev is carved from held-out training actors, as
+for any official split without dev.
 
 Quirks: a few clips in the public release are reported unreadable or empty; the recipe lists every
 file it finds and the segment stage reports bad media by name (``on_bad_media``). A file name that
@@ -38,6 +42,7 @@ import pandas as pd
 
 from pipeline.core.errors import ManifestError
 from pipeline.core.manifest import Corpus, Task, display_path, validate
+from pipeline.corpora._emobox import EmoboxOptions, apply_emobox
 from pipeline.corpora.base import FoldSettings, register_corpus
 from pipeline.corpora.common import CodeTables, assign_folds, corpus_root, find_media, media, media_dir, parse_code
 
@@ -68,8 +73,8 @@ TABLES: CodeTables = {
 MODALITIES = {"audio": ("AudioWAV", ".wav"), "audiovisual": ("VideoFlash", ".flv")}
 
 
-class CremadSettings(FoldSettings):
-    protocol: Literal["kfold", "loso"] = "kfold"
+class CremadSettings(FoldSettings, EmoboxOptions):
+    protocol: Literal["kfold", "loso", "emobox"] = "kfold"
     modality: Literal["audio", "audiovisual"] = "audio"
 
 
@@ -104,8 +109,12 @@ def prepare_cremad(s: CremadSettings, out_dir: Path) -> Corpus:
 
     df = pd.DataFrame(rows)
     info: dict[str, Any] = {"protocol": protocol, "modality": modality}
-    info.update(assign_folds(df, "speaker", protocol, s.folds))
-    df = df[["id", "speaker", "split", "fold", "audio", "video", "text", "emotion", "intensity"]]
+    if protocol == "emobox":
+        df, info["emobox"] = apply_emobox(df, "cremad", s, display_path(root))
+    else:
+        info.update(assign_folds(df, "speaker", protocol, s.folds))
+    columns = ["id", "speaker", "split", "fold", "audio", "video", "text", "emotion", "intensity"]
+    df = df[[c for c in columns if c in df.columns]]
     corpus = Corpus("cremad", df, [Task("emotion", "classification", EMOTIONS)], display_path(root), info)
-    validate(corpus, display_path(root))
+    validate(corpus, display_path(root), speakers_shared=protocol == "emobox")
     return corpus

@@ -15,8 +15,10 @@ are the ``text`` column), E emotion letter (W Ärger/anger, L Langeweile/boredom
 A Angst/fear, F Freude/happiness, T Trauer/sadness, N neutral), V version letter (a, b, …).
 
 Task: ``emotion`` (7 classes). Extra column: ``gender``.
-Protocol: ``loso`` (default; one fold per speaker, 10 folds on the full corpus) or ``kfold``
-(``folds`` = 5, sorted speakers round-robin).
+Protocol: ``loso`` (default; one fold per speaker, 10 folds on the full corpus), ``kfold``
+(``folds`` = 5, sorted speakers round-robin) or ``emobox`` (EmoBox's 5 published folds, exactly:
+:mod:`pipeline.corpora._emobox`; they are *not* speaker-independent — every speaker is in every test
+fold — so the speaker guard is off and ``info["emobox"]`` says so).
 
 The other files of the release (``lablaut/``, ``labsilb/``, ``silb/``) are not read. A wav whose
 name does not parse is an error naming the file.
@@ -32,6 +34,7 @@ import pandas as pd
 
 from pipeline.core.errors import ManifestError
 from pipeline.core.manifest import Corpus, Task, display_path, validate
+from pipeline.corpora._emobox import EmoboxOptions, apply_emobox
 from pipeline.corpora.base import FoldSettings, register_corpus
 from pipeline.corpora.common import CodeTables, assign_folds, corpus_root, find_media, media, media_dir, parse_code
 
@@ -60,8 +63,8 @@ TABLES: CodeTables = {
 }
 
 
-class EmodbSettings(FoldSettings):
-    protocol: Literal["loso", "kfold"] = "loso"
+class EmodbSettings(FoldSettings, EmoboxOptions):
+    protocol: Literal["loso", "kfold", "emobox"] = "loso"
 
 
 @register_corpus(
@@ -91,8 +94,11 @@ def prepare_emodb(s: EmodbSettings, out_dir: Path) -> Corpus:
 
     df = pd.DataFrame(rows)
     info: dict[str, Any] = {"protocol": protocol}
-    info.update(assign_folds(df, "speaker", protocol, s.folds))
+    if protocol == "emobox":
+        df, info["emobox"] = apply_emobox(df, "emodb", s, display_path(root))
+    else:
+        info.update(assign_folds(df, "speaker", protocol, s.folds))
     df = df[["id", "speaker", "split", "fold", "audio", "video", "text", "emotion", "gender"]]
     corpus = Corpus("emodb", df, [Task("emotion", "classification", EMOTIONS)], display_path(root), info)
-    validate(corpus, display_path(root))
+    validate(corpus, display_path(root), speakers_shared=protocol == "emobox")
     return corpus

@@ -40,6 +40,10 @@ Protocols (``protocol``):
 - ``loso_speaker``: leave one speaker out, 10 folds (speakers sorted: Ses01F = 0, Ses01M = 1, …);
   ``group`` = speaker. The test speaker's dialog partner stays in training, as is usual for this
   protocol.
+- ``emobox``: EmoBox's 5 published folds, exactly (:mod:`pipeline.corpora._emobox`): its 5,531
+  4-class utterances (exc merged into hap), fold k = Session k (``fold`` = EmoBox's number, 1–5),
+  task ``emotion4`` only; needs ``scripted: both``. Utterances outside the 4-class set are dropped
+  and counted in ``info["emobox"]["not_listed"]["outside_label_set"]``.
 
 Option ``scripted``: ``both`` (default) | ``true`` (scripted dialogs only) | ``false`` (improvised
 only); the dialogs and utterances left out are counted in ``info``.
@@ -57,7 +61,8 @@ import pandas as pd
 
 from pipeline.core.errors import ManifestError
 from pipeline.core.manifest import Corpus, Task, display_path, validate
-from pipeline.corpora.base import CorpusSettings, register_corpus
+from pipeline.corpora._emobox import EmoboxOptions, apply_emobox
+from pipeline.corpora.base import register_corpus
 from pipeline.corpora.common import corpus_root, folds_by_group, media
 
 LABELS = ("neu", "hap", "exc", "ang", "sad", "fru", "fea", "sur", "dis", "oth", "xxx")
@@ -142,8 +147,8 @@ def session_number(folder: Path) -> int:
     return int(m.group(1))
 
 
-class IemocapSettings(CorpusSettings):
-    protocol: Literal["loso", "loso_speaker"] = "loso"
+class IemocapSettings(EmoboxOptions):
+    protocol: Literal["loso", "loso_speaker", "emobox"] = "loso"
     scripted: Literal["both"] | bool = "both"  # true: scripted dialogs only; false: improvised only
 
 
@@ -201,18 +206,29 @@ def prepare_iemocap(s: IemocapSettings, out_dir: Path) -> Corpus:
     """Read every EmoEvaluation file into one manifest with session or speaker folds."""
     protocol = s.protocol
     keep_kind = _scripted_filter(s)
+    if protocol == "emobox" and keep_kind:
+        raise ManifestError(f"params.yaml: corpora.iemocap: protocol emobox uses every dialog; scripted must be "
+                            f"'both', not {s.scripted!r}")
     base = find_release(corpus_root(s.root, "iemocap"))
     rows, left_out, missing_text = read_release(base, keep_kind)
     if not rows:
         raise ManifestError(f"{base}: no utterances left (corpora.iemocap.scripted = {s.scripted!r})")
-    df = assign_folds(pd.DataFrame(rows), protocol).drop(columns=["session", "label"])
+    tasks = [
+        *(Task(name, "classification", classes) for name, classes in CLASSES.items()),
+        *(Task(name, "regression") for name in DIMENSIONS),
+    ]
+    emobox = {}
+    if protocol == "emobox":
+        df, emobox["emobox"] = apply_emobox(pd.DataFrame(rows).assign(group=lambda d: d["session"]), "iemocap", s,
+                                            display_path(base))
+        df = df.drop(columns=["session", "label"])
+        tasks = [t for t in tasks if t.name == "emotion4"]
+    else:
+        df = assign_folds(pd.DataFrame(rows), protocol).drop(columns=["session", "label"])
     corpus = Corpus(
         name="iemocap",
         manifest=df,
-        tasks=[
-            *(Task(name, "classification", classes) for name, classes in CLASSES.items()),
-            *(Task(name, "regression") for name in DIMENSIONS),
-        ],
+        tasks=tasks,
         root=display_path(base),
         info={
             "protocol": protocol,
@@ -222,6 +238,7 @@ def prepare_iemocap(s: IemocapSettings, out_dir: Path) -> Corpus:
             "excluded": {task: _excluded(rows, task) for task in CLASSES},
             "left_out_by_scripted": dict(left_out),
             "missing_text": missing_text,
+            **emobox,
         },
     )
     validate(corpus, display_path(base))

@@ -16,8 +16,11 @@ detects which by looking for ``train_sent_emo.csv``)::
     MELD.Raw/output_repeated_splits_test/dia{D}_utt{U}.mp4    (from test.tar.gz)
 
 Tasks: ``emotion`` (neutral, joy, surprise, anger, sadness, disgust, fear) and ``sentiment``
-(neutral, positive, negative). Protocol: ``official`` (the only one) — the released
-train/dev/test split (9,989 / 1,109 / 2,610 utterances). Rows: ``id`` = ``<split>_dia<D>_utt<U>``
+(neutral, positive, negative). Protocol: ``official`` (default) — the released
+train/dev/test split (9,989 / 1,109 / 2,610 utterances) — or ``emobox``: EmoBox's published split
+(:mod:`pipeline.corpora._emobox`), which is the official one less the two utterances without a clip
+(9,988 / 1,108 / 2,610; the two are dropped and named in ``info["emobox"]["not_listed"]``), task
+``emotion`` only. Rows: ``id`` = ``<split>_dia<D>_utt<U>``
 (dialogue numbers restart in every split, so the split is part of the id), ``group`` =
 ``<split>_dia<D>`` (the dialogue), ``speaker`` = the character name as written in the CSV. The main
 characters recur in every split, so the manifest is validated with ``speakers_shared=True``.
@@ -50,7 +53,8 @@ import pandas as pd
 
 from pipeline.core.errors import ManifestError
 from pipeline.core.manifest import Corpus, Task, display_path, validate
-from pipeline.corpora.base import CorpusSettings, register_corpus
+from pipeline.corpora._emobox import EmoboxOptions, apply_emobox
+from pipeline.corpora.base import register_corpus
 from pipeline.corpora.common import corpus_root, media
 
 EMOTIONS = ["neutral", "joy", "surprise", "anger", "sadness", "disgust", "fear"]
@@ -176,8 +180,8 @@ def read_split(base: Path, split: str, prefer_prefixed: bool) -> tuple[pd.DataFr
     return pd.DataFrame(rows), {"encoding": encoding, "prefixed_clips": prefixed}
 
 
-class MeldSettings(CorpusSettings):
-    protocol: Literal["official"] = "official"
+class MeldSettings(EmoboxOptions):
+    protocol: Literal["official", "emobox"] = "official"
     prefer_final_videos_test: bool = False  # test clips: prefer the final_videos_test* names where both exist
 
 
@@ -195,10 +199,15 @@ def prepare_meld(s: MeldSettings, out_dir: Path) -> Corpus:
         df, notes[split] = read_split(base, split, prefer_prefixed)
         frames.append(df)
     manifest = pd.concat(frames, ignore_index=True)
+    tasks = [Task("emotion", "classification", EMOTIONS), Task("sentiment", "classification", SENTIMENTS)]
+    emobox = {}
+    if protocol == "emobox":
+        manifest, emobox["emobox"] = apply_emobox(manifest, "meld", s, display_path(base))
+        tasks = tasks[:1]  # EmoBox evaluates emotion only
     corpus = Corpus(
         name="meld",
         manifest=manifest,
-        tasks=[Task("emotion", "classification", EMOTIONS), Task("sentiment", "classification", SENTIMENTS)],
+        tasks=tasks,
         root=display_path(base),
         info={
             "protocol": protocol,
@@ -207,6 +216,7 @@ def prepare_meld(s: MeldSettings, out_dir: Path) -> Corpus:
             "dialogues": {s: int(manifest.loc[manifest["split"] == s, "group"].nunique()) for s in SPLITS},
             "encodings": {SPLITS[s][0]: notes[s]["encoding"] for s in SPLITS},
             "test_clips_final_videos_test": notes["test"]["prefixed_clips"],
+            **emobox,
         },
     )
     validate(corpus, display_path(base), speakers_shared=True)

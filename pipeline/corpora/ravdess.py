@@ -22,7 +22,11 @@ Files of another modality or of song when ``song`` is off are counted in ``info[
 Task: ``emotion`` (8 classes). Extra columns: ``gender``, ``intensity``, ``vocal_channel``; ``text``
 is the statement.
 Protocol: ``kfold`` (default; actor-independent, ``folds`` = 5, sorted actors dealt round-robin,
-which mixes male and female actors in every fold) or ``loso`` (one fold per actor, 24 folds).
+which mixes male and female actors in every fold), ``loso`` (one fold per actor, 24 folds) or
+``emobox`` (EmoBox's 6 published actor-independent folds of the 1,440 speech clips, exactly:
+:mod:`pipeline.corpora._emobox`; with ``modality: audiovisual`` the 01- mp4s of the same recordings
+take the folds of EmoBox's 03- wavs, and sung clips, which EmoBox does not list, are dropped and
+counted in ``info["emobox"]["not_listed"]``).
 
 A file whose name does not parse (wrong field count, out-of-range code) is an error naming it.
 """
@@ -38,6 +42,7 @@ import pandas as pd
 
 from pipeline.core.errors import ManifestError
 from pipeline.core.manifest import Corpus, Task, display_path, validate
+from pipeline.corpora._emobox import EmoboxOptions, apply_emobox
 from pipeline.corpora.base import FoldSettings, register_corpus
 from pipeline.corpora.common import CodeTables, assign_folds, corpus_root, find_media, media, parse_code
 
@@ -76,8 +81,8 @@ def _row(path: Path, fields: dict[str, str], root: Path, with_video: bool) -> di
     }
 
 
-class RavdessSettings(FoldSettings):
-    protocol: Literal["kfold", "loso"] = "kfold"
+class RavdessSettings(FoldSettings, EmoboxOptions):
+    protocol: Literal["kfold", "loso", "emobox"] = "kfold"
     modality: Literal["audio", "audiovisual"] = "audio"
     song: bool = False  # true: also the sung clips
 
@@ -110,7 +115,12 @@ def prepare_ravdess(s: RavdessSettings, out_dir: Path) -> Corpus:
 
     df = pd.DataFrame(rows)
     info: dict[str, Any] = {"protocol": protocol, "modality": modality, "song": song, "excluded": dict(excluded)}
-    info.update(assign_folds(df, "speaker", protocol, s.folds))
+    if protocol == "emobox":
+        # EmoBox lists the audio-only wavs (modality 03); the AV clip (01) of a recording has its codes.
+        key_to_id = (lambda key: "01" + key[2:]) if modality == "audiovisual" else None
+        df, info["emobox"] = apply_emobox(df, "ravdess", s, display_path(root), key_to_id=key_to_id)
+    else:
+        info.update(assign_folds(df, "speaker", protocol, s.folds))
     df = df[COLUMNS]
     corpus = Corpus(
         name="ravdess",

@@ -9,6 +9,12 @@ single training utterance, or fewer dev or remaining training utterances than cl
 drawn unstratified. Every fold says how its dev was made (``dev_note``), fallbacks included. Model
 selection only ever sees train and dev.
 
+Cross-corpus rows (a ``cross_role`` column, see :mod:`pipeline.experiment.cross`) make one fold,
+``cross``: train and dev come from corpus A's rows alone, by A's own protocol — its official train and
+dev (A's test rows are not used), dev carved from A's training groups as above when A has none, and
+for a cross-validated A every fold is training data with dev carved from held-out groups — and the
+test set is every row of corpus B (:func:`plan_cross_folds`).
+
 Protocols that cannot be run at all (one fold, no training rows, one training utterance to carve
 a dev set from) are rejected at prepare time by :func:`pipeline.core.manifest.check_protocol`;
 :func:`plan_folds` applies the same rules and raises a :class:`HeadError` should it meet one anyway
@@ -28,6 +34,7 @@ from pipeline.core.errors import HeadError
 from pipeline.core.manifest import protocol_problem
 
 DEV_FRACTION = 0.2
+CROSS_ROLE = "cross_role"  # manifest column of cross-corpus rows: "train" (corpus A) or "test" (corpus B)
 
 
 @dataclass
@@ -79,6 +86,8 @@ def plan_folds(rows: pd.DataFrame, y: np.ndarray, seed: int = 0, regression: boo
     :func:`pipeline.core.manifest.protocol_problem`); an official split without test rows is
     accepted (its test mask is empty).
     """
+    if CROSS_ROLE in rows:
+        return plan_cross_folds(rows, y, seed, regression)
     problem = protocol_problem(rows, need_test=False)
     if problem:
         raise HeadError(f"protocol {problem}")
@@ -113,3 +122,35 @@ def plan_folds(rows: pd.DataFrame, y: np.ndarray, seed: int = 0, regression: boo
     if not train.any():
         raise HeadError("no training utterances")
     return [Fold("official", train, dev, test, note)]
+
+
+def plan_cross_folds(rows: pd.DataFrame, y: np.ndarray, seed: int = 0, regression: bool = False) -> list[Fold]:
+    """The one fold of a cross-corpus experiment: train/dev from corpus A's rows (``cross_role ==
+    "train"``) by A's protocol, test = every row of corpus B (``cross_role == "test"``).
+
+    A cross-validated A (a ``fold`` column) trains on all its folds, with dev carved from held-out
+    training groups (as for an official split without dev); an official A keeps its dev, or carves
+    one, and leaves its own test rows out. Raises :class:`HeadError` when either side has no rows.
+    """
+    role = rows[CROSS_ROLE].to_numpy()
+    a, b = role == "train", role == "test"
+    name_a = rows["corpus"][a].iloc[0] if a.any() and "corpus" in rows else "the training corpus"
+    name_b = rows["corpus"][b].iloc[0] if b.any() and "corpus" in rows else "the test corpus"
+    if not a.any():
+        raise HeadError(f"cross-corpus: no labelled rows of {name_a} to train on")
+    if not b.any():
+        raise HeadError(f"cross-corpus: no labelled rows of {name_b} to test on")
+    sub = rows[a]
+    how = "official split"
+    if "fold" in sub and sub["fold"].notna().any():
+        how = f"{sub['fold'].nunique()} folds, all training data"
+        sub = sub.drop(columns="fold").assign(split="train")
+    elif "fold" in sub:
+        sub = sub.drop(columns="fold")
+    (inner,) = plan_folds(sub.drop(columns=CROSS_ROLE), y[a], seed, regression)
+    train, dev, test = np.zeros(len(rows), bool), np.zeros(len(rows), bool), b.copy()
+    train[a], dev[a] = inner.train, inner.dev
+    unused = int(inner.test.sum())
+    note = (f"train/dev = {name_a} ({how}; {inner.dev_note}"
+            + (f"; its {unused} test rows unused" if unused else "") + f"); test = all {int(b.sum())} rows of {name_b}")
+    return [Fold("cross", train, dev, test, note)]

@@ -43,6 +43,9 @@ def leaderboard_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
                 row.update(headline(entry[split]))
                 row["layer"] = entry.get("layer", "")
                 row["norm"] = entry.get("norm", "global")
+                # cross-corpus results (corpus "<A>-to-<B>") trained on A: their dev rows are scored on A, test rows on B
+                row["train_corpus"] = result.get("train_corpus", result["corpus"])
+                row["test_corpus"] = result.get("test_corpus", result["corpus"]) if split == "test" else row["train_corpus"]
                 rows.append(row)
     return rows
 

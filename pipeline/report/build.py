@@ -23,30 +23,33 @@ COLUMNS = ["corpus", "task", "backbone", "head", "split", "uar", "war", "macro_f
 SCORES = ("uar", "war", "macro_f1", "weighted_f1", "ccc")
 
 
-def collect(metrics_dir: Path, corpora: Iterable[str], experiments: Iterable[tuple[str, str, str]]):
+def collect(metrics_dir: Path, corpora: Iterable[str], experiments: Iterable[tuple[str, str, str]],
+            cross: Iterable[tuple[str, str, str, str]] = ()):
     """Experiment results and skipped combinations of every ``(backbone, head, stage)`` on every corpus
-    (what :meth:`pipeline.core.config.RunSettings.experiments` lists)."""
+    (what :meth:`pipeline.core.config.RunSettings.experiments` lists), then of every cross-corpus
+    ``(<A>-to-<B>, backbone, head, stage)`` (:meth:`~pipeline.core.config.RunSettings.cross_experiments`)."""
     results, skipped = [], []
     experiments = list(experiments)
-    for c in corpora:
-        for b, h, stage in experiments:
-            path = experiment_path(c, b, h, metrics_dir)
-            if not path.exists():
-                raise StoreError(f"{path}: missing experiment result; run the {stage} stage for {c} × {b} × {h}")
-            res = read_json(path)
-            if "skipped" in res:
-                skipped.append({"corpus": c, "backbone": b, "head": h, "reason": res["skipped"]})
-            else:
-                results.append(res)
+    pairs = [(c, e) for c in corpora for e in experiments] + [(c, (b, h, s)) for c, b, h, s in cross]
+    for c, (b, h, stage) in pairs:
+        path = experiment_path(c, b, h, metrics_dir)
+        if not path.exists():
+            raise StoreError(f"{path}: missing experiment result; run the {stage} stage for {c} × {b} × {h}")
+        res = read_json(path)
+        if "skipped" in res:
+            skipped.append({"corpus": c, "backbone": b, "head": h, "reason": res["skipped"]})
+        else:
+            results.append(res)
     return results, skipped
 
 
 def build_report(
-    metrics_dir: str | Path, corpora: list[str], experiments: Iterable[tuple[str, str, str]]
+    metrics_dir: str | Path, corpora: list[str], experiments: Iterable[tuple[str, str, str]],
+    cross: Iterable[tuple[str, str, str, str]] = (),
 ) -> dict[str, Any]:
     """Write leaderboard.json/.md, skipped.json and plots under ``metrics_dir``; return the rows."""
     metrics_dir = Path(metrics_dir)
-    results, skipped_combos = collect(metrics_dir, corpora, experiments)
+    results, skipped_combos = collect(metrics_dir, corpora, experiments, cross)
     rows = [r for res in results for r in leaderboard_rows(res)]
     rows.sort(key=lambda r: (r["corpus"], r["task"], r["split"], -(r["uar"] if r["uar"] is not None else r["ccc"] or 0)))
     write_json(metrics_dir / "leaderboard.json", rows)

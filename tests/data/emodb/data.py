@@ -3,7 +3,8 @@
 ``speakers`` real speaker codes (default 03, 08, 09, 10) × the 7 emotion letters, one 0.3 s
 16 kHz wav each; text codes cycle through the 10 sentences; every third clip of a speaker also
 gets a second version (``b``). The tone's pitch follows the emotion. ``flat=True`` writes the wavs
-directly into ``root`` (like the shared real sample) instead of ``root/wav/``.
+directly into ``root`` (like the shared real sample) instead of ``root/wav/``. ``stems`` writes exactly
+those file names instead (e.g. utterances EmoBox's fold lists name).
 
 Run: ``python -m tests.data.emodb.data OUT_DIR`` from the repository root.
 """
@@ -36,11 +37,12 @@ def plan(speakers: tuple[str, ...] = SPEAKERS) -> list[str]:
     return stems
 
 
-def generate(root: Path, seed: int = 0, *, speakers: tuple[str, ...] = SPEAKERS, flat: bool = False) -> Path:
+def generate(root: Path, seed: int = 0, *, speakers: tuple[str, ...] = SPEAKERS, flat: bool = False,
+             stems: list[str] | None = None) -> Path:
     """Write the fake corpus under ``root``; return ``root``."""
     root = Path(root)
     folder = root if flat else root / "wav"
-    for i, stem in enumerate(plan(speakers)):
+    for i, stem in enumerate(plan(speakers) if stems is None else stems):
         write_wav(folder / f"{stem}.wav", seconds=0.3, freq=emotion_freq(stem[5]), seed=seed + i)
     return root
 
