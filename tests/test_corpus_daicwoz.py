@@ -159,6 +159,17 @@ def test_edaic_layout(edaic, in_tmp_cwd):
         prepare({"root": str(edaic), "layout": "daicwoz"}, in_tmp_cwd)
 
 
+def test_edaic_session_folders_under_data(edaic, tmp_path, in_tmp_cwd):
+    root = shutil.copytree(edaic, tmp_path / "E-DAIC")
+    (root / "data").mkdir()
+    for folder in root.glob("*_P"):
+        folder.rename(root / "data" / folder.name)
+    a = prepare({"root": str(edaic)}, in_tmp_cwd).manifest
+    b = prepare({"root": str(root)}, in_tmp_cwd)
+    assert b.manifest["id"].equals(a["id"]) and b.manifest["audio"].str.contains("E-DAIC/data/").all()
+    assert b.info["unlisted_sessions"] == [399]
+
+
 def test_turn_predictions_are_scored_per_session(tree, in_tmp_cwd):
     """unit: speaker — one score per participant from the mean of its turns' probabilities."""
     corpus = prepare({"root": str(tree)}, in_tmp_cwd)

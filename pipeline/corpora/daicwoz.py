@@ -16,7 +16,8 @@ MishaSadeghi/E-DAIC-multimodal-depression-detection (E-DAIC ``labels/{train,dev,
 (``config_files/config_process.py``).
 
 Layouts (``layout: auto`` tells them apart by their label files; label files are looked for in
-``root`` and then in ``root/labels``)::
+``root`` and then in ``root/labels``, session folders in ``root``, or in ``root/data`` where ``root``
+holds none, as some extracted copies have them)::
 
     DAIC-WOZ (189 sessions, 300–492; 342, 394, 398, 460 do not exist)
     <root>/<id>_P/<id>_AUDIO.wav                 the interview (16 kHz mono)
@@ -245,6 +246,17 @@ def read_sessions(base: Path, layout: str) -> tuple[list[Session], list[dict[str
     return sessions, mismatched
 
 
+def _session_folders(base: Path) -> list[Path]:
+    return [d for d in base.iterdir() if d.is_dir() and d.name.endswith("_P") and d.name[:-2].isdigit()]
+
+
+def find_session_dir(root: Path) -> Path:
+    """Where the ``<id>_P`` session folders are: ``root``, or ``root/data`` when ``root`` holds none."""
+    if not _session_folders(root) and (root / "data").is_dir() and _session_folders(root / "data"):
+        return root / "data"
+    return root
+
+
 # --- transcripts ---------------------------------------------------------------------------------
 
 
@@ -400,13 +412,13 @@ def prepare_daicwoz(s: DaicWozSettings, out_dir: Path) -> Corpus:
         "misalignment_fixed": {},
         "clipped_to_audio": [],
     }
+    session_dir = find_session_dir(root)
     rows = []
     for session in sorted(sessions, key=lambda x: x.pid):
-        rows += session_turns(root, session, layout, s, notes)
+        rows += session_turns(session_dir, session, layout, s, notes)
     df = pd.DataFrame(rows)
     listed = {x.pid for x in sessions}
-    present = sorted(int(d.name[:-2]) for d in root.iterdir() if d.is_dir() and d.name[:-2].isdigit()
-                     and d.name.endswith("_P"))
+    present = sorted(int(d.name[:-2]) for d in _session_folders(session_dir))
     per_session = df.drop_duplicates("speaker")
     seconds = df["end"] - df["start"]
     corpus = Corpus(
