@@ -41,12 +41,13 @@ no interviewer row between them and at most that gap are joined into one turn (t
 texts joined); the default (``null``) keeps one item per row.
 
 **The interviewer is excluded.** Ellie's rows are dropped and only the participant's stretches of
-the audio are cut: Ellie asks a fixed, scripted set of questions, and which follow-up prompts she
-chose reflects what the human operator already knew about the participant. Models that read her
-prompts learn that shortcut — they score well by recognising the interviewer's questions rather
-than anything the participant says (Burdisso et al., "DAIC-WOZ: On the Validity of Using the
-Therapist's prompts in Automatic Depression Detection from Clinical Interviews", ClinicalNLP
-2024). ``info["interviewer_rows_excluded"]`` counts the rows left out.
+the audio are cut. Her prompts come from a script, but which follow-up questions she asks depends
+on the participant's earlier answers (about past diagnoses of depression or PTSD, for instance), so
+the prompts themselves carry the label: models given the interviewer's turns learn that shortcut
+and score well by recognising her questions rather than anything the participant says (Burdisso
+et al., "DAIC-WOZ: On the Validity of Using the Therapist's prompts in Automatic Depression
+Detection from Clinical Interviews", ClinicalNLP 2024). ``info["interviewer_rows_excluded"]``
+counts the rows left out.
 
 Tasks, both labelled per session (``unit: speaker``: scored on the turn predictions averaged over
 the participant's turns — mean class probability, mean score):
