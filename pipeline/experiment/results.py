@@ -10,6 +10,7 @@ writes ``skipped`` with the reason instead.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +44,42 @@ def leaderboard_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
                 row.update(headline(entry[split]))
                 row["layer"] = entry.get("layer", "")
                 row["norm"] = entry.get("norm", "global")
+                row.update(uncertainty_fields(entry, split))
                 # cross-corpus results (corpus "<A>-to-<B>") trained on A: their dev rows are scored on A, test rows on B
                 row["train_corpus"] = result.get("train_corpus", result["corpus"])
                 row["test_corpus"] = result.get("test_corpus", result["corpus"]) if split == "test" else row["train_corpus"]
                 rows.append(row)
     return rows
+
+
+def uncertainty_fields(entry: dict[str, Any], split: str) -> dict[str, Any]:
+    """A row's intervals, spread and protocol notes (issue 12): what the leaderboard shows beside each score.
+
+    ``ci``: {metric: [low, high]} (cluster bootstrap; ``ci_unit`` and ``n_units`` say what was
+    resampled and how many there were); ``positive``/``positive_f1``/``auroc`` for binary tasks with
+    a positive class (depression); ``folds``, ``fold_mean_std`` and ``seed_mean_std``: {metric: {mean,
+    std}} over the cross-validation folds and the seeds (None for one fold / one seed); ``dev_note``:
+    how dev was made, and ``dev_independent``: False when dev shares speakers with training.
+    """
+    metrics = entry[split]
+    ci = metrics.get("ci") or {}
+    positive = next((k.removesuffix("_f1") for k in metrics if k.endswith("_f1") and k not in ("macro_f1", "weighted_f1")), None)
+    notes = list(dict.fromkeys(f.get("dev_note", "") for f in entry.get("folds", []) if f.get("dev_note")))
+    seeds = entry.get("seed_summary", {}).get(split)
+    return {
+        "ci": ci.get("intervals", {}),
+        "ci_level": ci.get("level"),
+        "ci_unit": ci.get("unit"),
+        "n_units": ci.get("clusters"),
+        "positive": positive,
+        "positive_f1": metrics.get(f"{positive}_f1") if positive else None,
+        "auroc": metrics.get("auroc"),
+        "folds": len(entry.get("folds", [])) or 1,
+        "fold_mean_std": entry.get("fold_summary", {}).get(split),
+        "seed_mean_std": {k: {"mean": v["mean"], "std": v["std"]} for k, v in seeds.items()} if seeds else None,
+        "dev_note": "; ".join(notes),
+        "dev_independent": not any(n.startswith("dev = random") for n in notes),
+    }
 
 
 def summary_lines(result: dict[str, Any]) -> list[str]:
@@ -58,7 +90,9 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     for row in leaderboard_rows(result):
         metric = "uar" if row["uar"] is not None else "ccc"
         value = row[metric]
-        shown = "n/a" if value is None or value != value else f"{value:.3f}"
+        shown = "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
+        low_high = row["ci"].get(metric)
+        shown += f" [{low_high[0]:.3f}, {low_high[1]:.3f}]" if low_high else ""
         name = f"{row['corpus']}/{row['task']}/{row['backbone']}/{row['head']}"
         unparsed = result["tasks"][row["task"]][row["split"]].get("unparsed")  # Audio-LLM answers
         extra = "" if unparsed is None else f", unparsed={unparsed}"

@@ -1,15 +1,23 @@
-"""The report: leaderboard (JSON + Markdown), skipped-items report and plots.
+"""The report: leaderboard (JSON + Markdown), skipped-items report, paired comparisons and plots.
 
 ``metrics/leaderboard.json`` is a list of rows ``corpus, task, backbone, head, split, uar, war,
 macro_f1, weighted_f1, ccc, n`` (plus ``layer`` and ``norm``); classification rows have ``ccc:
-null``, regression rows null classification metrics. Plots: one confusion-matrix CSV per experiment for
-``dvc plots`` (template ``confusion``) and a per-class accuracy (recall) bar chart.
+null``, regression rows null classification metrics. Each row also carries its uncertainty
+(:func:`pipeline.experiment.results.uncertainty_fields`): ``ci`` ({metric: [low, high]}, 95 %
+cluster bootstrap, ``ci_unit``/``n_units`` what was resampled), ``fold_mean_std``/``seed_mean_std``,
+``positive_f1``/``auroc`` for binary tasks, and ``dev_note``/``dev_independent``. The Markdown
+shows every score with its interval, mean ± std over folds (and seeds), the number of units and
+a note where dev is not speaker-independent or the interval rests on few units; then the paired
+comparisons (:mod:`.paired`). Plots: one confusion-matrix CSV per experiment for ``dvc plots``
+(template ``confusion``), a per-class accuracy (recall) bar chart with interval error bars, and the
+paired comparisons as ``paired.csv`` and a heatmap ``paired.png``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -18,9 +26,10 @@ from pipeline.core.io import atomic_dir, atomic_file, read_json, write_json
 from pipeline.core.paths import experiment_path, predictions_dir
 from pipeline.experiment.results import leaderboard_rows
 from pipeline.report.layers import plot_layer_scores
-
-COLUMNS = ["corpus", "task", "backbone", "head", "split", "uar", "war", "macro_f1", "weighted_f1", "ccc", "n", "layer", "norm"]
-SCORES = ("uar", "war", "macro_f1", "weighted_f1", "ccc")
+from pipeline.report.paired import compare
+from pipeline.report.paired import heatmap as paired_heatmap
+from pipeline.report.paired import markdown as paired_markdown
+from pipeline.report.paired import write_csv as write_paired_csv
 
 
 def collect(metrics_dir: Path, corpora: Iterable[str], experiments: Iterable[tuple[str, str, str]],
@@ -61,22 +70,26 @@ def build_report(
             media += [{"corpus": c, **item} for item in read_json(seg).get("skipped", [])]
     write_json(metrics_dir / "skipped.json", {"media": media, "combinations": skipped_combos})
 
-    markdown = render_markdown(rows, skipped_combos, media)
+    comparisons = compare(results, metrics_dir)  # paired tests on rows sharing corpus, task and test items
+    markdown = render_markdown(rows, skipped_combos, media, comparisons)
     with atomic_file(metrics_dir / "leaderboard.md") as f:
         f.write(markdown)
     with atomic_dir(metrics_dir / "plots") as tmp:
-        write_plots(tmp, metrics_dir, results)
-    return {"rows": rows, "markdown": markdown}
+        write_plots(tmp, metrics_dir, results, comparisons)
+    return {"rows": rows, "markdown": markdown, "comparisons": comparisons}
 
 
-def render_markdown(rows: list[dict], skipped_combos: list[dict], media: list[dict]) -> str:
-    lines = ["# AffectBench leaderboard", ""]
-    df = pd.DataFrame(rows, columns=COLUMNS)
+def render_markdown(rows: list[dict], skipped_combos: list[dict], media: list[dict],
+                    comparisons: list[dict] | None = None) -> str:
+    lines = ["# AffectBench leaderboard", "",
+             ("Scores with 95 % cluster-bootstrap intervals [low, high] (the independence unit resampled; "
+              "`units` says which and how many); cross-validation rows pool out-of-fold predictions, "
+              "`mean ± std` is over folds (and seeds)."), ""]
     for split in ("test", "dev"):
-        part = df[df["split"] == split].drop(columns="split")
-        if part.empty:
-            continue
-        lines += [f"## {split}", "", _table(part), ""]
+        part = [r for r in rows if r["split"] == split]
+        if part:
+            lines += [f"## {split}", "", _table(part), ""]
+    lines += paired_markdown(comparisons or [])
     if skipped_combos:
         lines += ["## Skipped combinations", ""]
         lines += [f"- {s['corpus']} × {s['backbone']} × {s['head']}: {s['reason']}" for s in skipped_combos]
@@ -88,18 +101,72 @@ def render_markdown(rows: list[dict], skipped_combos: list[dict], media: list[di
     return "\n".join(lines)
 
 
-def _table(df: pd.DataFrame) -> str:
-    fmt = df.copy()
-    for col in SCORES:
-        fmt[col] = fmt[col].map(lambda v: "–" if v is None or pd.isna(v) else f"{v:.3f}")
-    header = "| " + " | ".join(fmt.columns) + " |"
-    sep = "|" + "|".join("---" for _ in fmt.columns) + "|"
-    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in fmt.itertuples(index=False)]
+FEW_UNITS = 10  # below this many clusters a percentile bootstrap interval is coarse: the row says so
+
+
+def _score(row: dict, key: str, ci_key: str | None = None) -> str:
+    value = row.get(key)
+    if value is None or pd.isna(value):
+        return "–"
+    low_high = (row.get("ci") or {}).get(ci_key or key)
+    return f"{value:.3f}" + (f" [{low_high[0]:.3f}, {low_high[1]:.3f}]" if low_high else "")
+
+
+def _spread(row: dict) -> str:
+    metric = "uar" if row.get("uar") is not None else "ccc"
+    parts = []
+    for what, summary, count in (("folds", row.get("fold_mean_std"), row.get("folds")),
+                                 ("seeds", row.get("seed_mean_std"), None)):
+        m = (summary or {}).get(metric) or {}
+        if m.get("mean") is not None:
+            parts.append(f"{m['mean']:.3f} ± {m['std']:.3f} ({count or len(summary)} {what})" if count
+                         else f"{m['mean']:.3f} ± {m['std']:.3f} ({what})")
+    return "; ".join(parts) or "–"
+
+
+def _positive_f1(row: dict) -> str:
+    if not row.get("positive"):
+        return "–"
+    return f"{row['positive']}: {_score(row, 'positive_f1', row['positive'] + '_f1')}"
+
+
+def _notes(row: dict) -> str:
+    notes = []
+    if row.get("dev_independent") is False:  # the fold records' full dev_note is in the JSON row
+        notes.append("dev not speaker-independent (random 20% of training utterances)")
+    if row.get("n_units") is not None and row["n_units"] < FEW_UNITS:
+        notes.append(f"interval from {row['n_units']} {row.get('ci_unit')}s only")
+    return "; ".join(notes)
+
+
+def _table(rows: list[dict]) -> str:
+    """One split's Markdown table; columns that no row fills (ccc, depression F1/AUROC, spread) are left out."""
+    classification = any(r.get("uar") is not None for r in rows)
+    columns: list[tuple[str, Any]] = [(k, (lambda r, k=k: r.get(k, ""))) for k in ("corpus", "task", "backbone", "head")]
+    if any(r.get("train_corpus", r["corpus"]) != r.get("test_corpus", r["corpus"]) for r in rows):
+        columns.append(("train → test", lambda r: f"{r.get('train_corpus')} → {r.get('test_corpus')}"))
+    if classification:
+        columns += [(k, (lambda r, k=k: _score(r, k))) for k in ("uar", "war", "macro_f1", "weighted_f1")]
+    if any(r.get("positive") for r in rows):
+        columns.append(("positive F1", _positive_f1))
+        columns.append(("auroc", lambda r: _score(r, "auroc")))
+    if any(r.get("ccc") is not None for r in rows):
+        columns.append(("ccc", lambda r: _score(r, "ccc")))
+    if any(r.get("fold_mean_std") or r.get("seed_mean_std") for r in rows):
+        columns.append(("mean ± std", _spread))
+    columns += [("n", lambda r: r.get("n")),
+                ("units", lambda r: f"{r['n_units']} {r['ci_unit']}s" if r.get("n_units") is not None else "–"),
+                ("layer", lambda r: r.get("layer", "")), ("norm", lambda r: r.get("norm", "global")),
+                ("notes", _notes)]
+    header = "| " + " | ".join(name for name, _ in columns) + " |"
+    sep = "|" + "|".join("---" for _ in columns) + "|"
+    body = ["| " + " | ".join(str(cell(r)) for _, cell in columns) + " |" for r in rows]
     return "\n".join([header, sep, *body])
 
 
-def write_plots(out: Path, metrics_dir: Path, results: list[dict]) -> None:
-    """Confusion CSVs (test predictions) for dvc plots, and the per-class accuracy chart."""
+def write_plots(out: Path, metrics_dir: Path, results: list[dict], comparisons: list[dict] | None = None) -> None:
+    """Confusion CSVs (test predictions) for dvc plots, the per-class accuracy chart (with interval
+    error bars), and the paired comparisons (``paired.csv``, heatmap ``paired.png``)."""
     conf_dir = out / "confusion"
     conf_dir.mkdir(parents=True)
     for res in results:
@@ -115,6 +182,8 @@ def write_plots(out: Path, metrics_dir: Path, results: list[dict]) -> None:
             name = f"{res['corpus']}-{task}-{res['backbone']}-{res['head']}.csv"
             test[["actual", "predicted"]].to_csv(conf_dir / name, index=False)
     per_class_chart(out / "per_class_accuracy.png", results)
+    write_paired_csv(comparisons or [], out / "paired.csv")
+    paired_heatmap(comparisons or [], out / "paired.png")
     layer_csvs = [
         path
         for res in results
@@ -152,12 +221,18 @@ def per_class_chart(path: Path, results: list[dict]) -> None:
         width = 0.8 / len(items)
         for k, (label, m) in enumerate(items):
             vals = [m["per_class_recall"][c] or 0.0 for c in classes]
-            ax.bar([i + k * width for i in range(len(classes))], vals, width, label=f"{label} (UAR {m['uar']:.2f})")
+            bounds = (m.get("ci") or {}).get("per_class_recall") or {}
+            err = [[v - (bounds.get(c) or [v, v])[0] for c, v in zip(classes, vals)],
+                   [(bounds.get(c) or [v, v])[1] - v for c, v in zip(classes, vals)]]
+            uar_ci = ((m.get("ci") or {}).get("intervals") or {}).get("uar")
+            shown = f"UAR {m['uar']:.2f}" + (f" [{uar_ci[0]:.2f}, {uar_ci[1]:.2f}]" if uar_ci else "")
+            ax.bar([i + k * width for i in range(len(classes))], vals, width, yerr=err if bounds else None,
+                   capsize=2, error_kw={"lw": 0.8}, label=f"{label} ({shown})")
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(classes))], classes)
         ax.set_ylim(0, 1)
         ax.set_ylabel("recall")
         ax.axhline(1 / len(classes), color="grey", lw=0.8, ls="--")
-        ax.set_title(f"{corpus} · {task}: per-class accuracy ({split})")
+        ax.set_title(f"{corpus} · {task}: per-class accuracy ({split}; bars: 95 % cluster-bootstrap intervals)")
         ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -1,0 +1,190 @@
+"""Paired comparisons: for leaderboard rows that share corpus, task and test items, is the difference real?
+
+For every pair of systems (backbone × head) scored on the same test items (same ids, same true
+labels), the difference of the headline metric (UAR; CCC for regression) gets a paired
+cluster-bootstrap interval and a cluster permutation p-value (:func:`pipeline.experiment.stats.paired_test`:
+both resample or swap whole independence units, so utterances of one speaker move together), and
+classification pairs McNemar's exact test on per-item correctness. p-values are Holm-corrected across
+all the leaderboard's comparisons (one family per test). Speaker-level tasks compare per speaker,
+on the speaker-averaged predictions the leaderboard scores; multi-seed heads enter with the mean of
+their seeds' per-cluster statistics (exactly the seed-mean UAR) and, for McNemar, an item counts as
+correct when most seeds got it right.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.core.io import atomic_file
+from pipeline.core.manifest import Task
+from pipeline.core.paths import predictions_dir
+from pipeline.experiment.scoring import Items, table_items
+from pipeline.experiment.stats import (
+    DEFAULT,
+    Clusters,
+    PairedData,
+    UncertaintySettings,
+    confusion_stats,
+    holm,
+    mcnemar,
+    metric_scorer,
+    moment_stats,
+    paired_test,
+)
+
+
+def _system_items(res: dict[str, Any], task_name: str, entry: dict[str, Any], metrics_dir: Path) -> list[Items] | None:
+    """Per seed, the test items of one experiment's task, sorted by item id (None without test rows)."""
+    path = predictions_dir(res["corpus"], res["backbone"], res["head"], metrics_dir) / f"{task_name}.csv"
+    if not path.exists():
+        return None
+    preds = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    test = preds[preds["split"] == "test"]
+    if test.empty:
+        return None
+    task = Task(task_name, entry.get("type", "classification"), list(entry.get("classes") or []), unit=entry.get("unit", "utterance"))
+    groups = [g for _, g in test.groupby("seed", sort=True)] if "seed" in test.columns else [test]
+    out = []
+    for g in groups:
+        items = table_items(task, g)
+        order = np.argsort(items.ids.astype(str), kind="stable")
+        out.append(Items(items.y_true[order], items.y_pred[order], None, None, items.units[order], items.ids[order].astype(str)))
+    return out
+
+
+def collect_systems(results: list[dict[str, Any]], metrics_dir: Path) -> dict[tuple, list[dict[str, Any]]]:
+    """Systems grouped by (corpus, task, type, test items, true labels): the ones that can be paired."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for res in results:
+        for task_name, entry in res.get("tasks", {}).items():
+            if "test" not in entry:
+                continue
+            seeds = _system_items(res, task_name, entry, metrics_dir)
+            if not seeds:
+                continue
+            kind = entry.get("type", "classification")
+            metric = "ccc" if kind == "regression" else "uar"
+            first = seeds[0]
+            key = (res["corpus"], task_name, kind, tuple(first.ids), tuple(map(str, first.y_true)))
+            groups.setdefault(key, []).append({
+                "name": f"{res['backbone']} / {res['head']}", "backbone": res["backbone"], "head": res["head"],
+                "seeds": seeds, "metric": metric, "value": entry["test"].get(metric),
+                "classes": list(entry.get("classes") or []),
+            })
+    return groups
+
+
+def _stats(system: dict[str, Any], kind: str, clusters: Clusters) -> np.ndarray:
+    if kind == "regression":
+        per_seed = [moment_stats(s.y_true.astype(float), s.y_pred.astype(float), clusters) for s in system["seeds"]]
+    else:
+        per_seed = [confusion_stats(s.y_true, s.y_pred, system["classes"], clusters) for s in system["seeds"]]
+    return np.mean(per_seed, axis=0)
+
+
+def _correct(system: dict[str, Any]) -> np.ndarray:
+    return np.mean([s.y_true == s.y_pred for s in system["seeds"]], axis=0) > 0.5
+
+
+def compare(results: list[dict[str, Any]], metrics_dir: str | Path,
+            settings: UncertaintySettings = DEFAULT) -> list[dict[str, Any]]:
+    """Every paired comparison on the leaderboard's test rows, Holm-corrected across all of them.
+
+    Within a group, systems are ordered by their headline score (best first), so ``diff`` = a − b
+    is the lead of ``a`` over ``b``.
+    """
+    rows = []
+    for (corpus, task, kind, _, _), systems in sorted(collect_systems(results, Path(metrics_dir)).items(),
+                                                      key=lambda kv: kv[0][:2]):
+        systems = sorted(systems, key=lambda s: -(s["value"] if s["value"] is not None and np.isfinite(s["value"]) else -np.inf))
+        for a, b in itertools.combinations(systems, 2):
+            clusters = Clusters.of(a["seeds"][0].units)
+            k = len(a["classes"]) if kind == "classification" else None
+            data = PairedData(_stats(a, kind, clusters), _stats(b, kind, clusters), metric_scorer(kind, a["metric"], k), clusters)
+            row = {"corpus": corpus, "task": task, "split": "test", "a": a["name"], "b": b["name"],
+                   "metric": a["metric"], "a_value": a["value"], "b_value": b["value"],
+                   "n": len(a["seeds"][0].ids), **paired_test(data, settings)}
+            if kind == "classification":
+                row.update(mcnemar(_correct(a), _correct(b)))
+            rows.append(row)
+    for test in ("p_permutation", "p_mcnemar"):
+        for row, adjusted in zip(rows, holm([r.get(test) for r in rows])):
+            if adjusted is not None:
+                row[f"{test}_holm"] = adjusted
+    return rows
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.2g}" if value >= 0.001 else "<0.001"
+
+
+def markdown(rows: list[dict[str, Any]]) -> list[str]:
+    """The report's paired-comparisons section (empty when nothing can be paired)."""
+    if not rows:
+        return []
+    lines = ["## Paired comparisons (test)", "",
+             ("Same corpus, task and test items. a − b of the headline metric with a 95 % paired cluster-bootstrap "
+             "interval; p: cluster permutation test; McNemar: exact test on per-item correctness; "
+             "Holm: corrected across every comparison below."), "",
+             "| corpus | task | a | b | metric | a − b [95% CI] | p | p (Holm) | McNemar p | McNemar p (Holm) | clusters |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ci = r.get("ci")
+        diff = f"{r['diff']:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
+        lines.append(
+            f"| {r['corpus']} | {r['task']} | {r['a']} | {r['b']} | {r['metric']} | {diff} | {_p(r.get('p_permutation'))} "
+            f"| {_p(r.get('p_permutation_holm'))} | {_p(r.get('p_mcnemar'))} | {_p(r.get('p_mcnemar_holm'))} | {r['clusters']} |")
+    lines.append("")
+    return lines
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    """The comparisons as a CSV (one row per pair; the interval as ``ci_low``/``ci_high``)."""
+    frame = pd.DataFrame(rows)
+    if "ci" in frame:
+        cis = frame.pop("ci")
+        frame["ci_low"] = [c[0] if c else None for c in cis]
+        frame["ci_high"] = [c[1] if c else None for c in cis]
+    with atomic_file(path) as f:
+        frame.to_csv(f, index=False)
+
+
+def heatmap(rows: list[dict[str, Any]], png: Path) -> None:
+    """One panel per (corpus, task): row system − column system, starred where Holm's p < 0.05."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = sorted({(r["corpus"], r["task"]) for r in rows})
+    fig, axes = plt.subplots(max(1, len(panels)), 1, figsize=(7, 4.5 * max(1, len(panels))), squeeze=False)
+    if not panels:
+        axes[0, 0].axis("off")
+        axes[0, 0].text(0.5, 0.5, "no paired comparisons (need two systems on the same test items)", ha="center")
+    for ax, (corpus, task) in zip(axes[:, 0], panels):
+        part = [r for r in rows if (r["corpus"], r["task"]) == (corpus, task)]
+        names = list(dict.fromkeys([n for r in part for n in (r["a"], r["b"])]))
+        diff = np.full((len(names), len(names)), np.nan)
+        for r in part:
+            i, j = names.index(r["a"]), names.index(r["b"])
+            diff[i, j], diff[j, i] = r["diff"], -r["diff"]
+            star = "*" if (r.get("p_permutation_holm") or 1) < 0.05 else ""
+            for (y, x), d in (((i, j), r["diff"]), ((j, i), -r["diff"])):
+                ax.text(x, y, f"{d:+.3f}{star}", ha="center", va="center", fontsize=7)
+        bound = np.nanmax(np.abs(diff)) if np.isfinite(diff).any() else 1.0
+        im = ax.imshow(diff, cmap="RdBu", vmin=-bound, vmax=bound)
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(len(names)), names, fontsize=7)
+        ax.set_title(f"{corpus} · {task}: row − column, {part[0]['metric']} (* Holm p < 0.05)")
+        fig.colorbar(im, ax=ax, shrink=0.7)
+    fig.tight_layout()
+    with atomic_file(png, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
+    plt.close(fig)
