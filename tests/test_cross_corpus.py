@@ -2,13 +2,14 @@
 through a declared label map; unmapped labels dropped and counted; a map typo is an error naming it.
 
 Unit tests run on two small synthetic corpora with feature stores written directly (0.2-1 s each);
-the DVC test runs the tiny demo and a generated fake EmoDB through a real `dvc repro`.
+the DVC test (slow: three `dvc repro` runs, 1.5 min of CPU) trains on a generated fake CREMA-D and tests
+on a generated fake EmoDB.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -201,44 +202,77 @@ def test_cross_corpus_params_are_checked_by_validate(item, maps, message):
     assert "\n" not in str(err.value) and str(err.value).startswith("params.yaml: run")
 
 
-TINY_DEMO = {"speakers": 4, "utterances_per_class": 2, "dev_speakers": 1, "test_speakers": 1, "fps": 5, "frame_size": 64}
+EMODB_LETTERS = {"W": "anger", "L": "boredom", "E": "disgust", "A": "fear", "F": "happiness", "T": "sadness", "N": "neutral"}
+CREMAD_CODES = {"ANG": "anger", "DIS": "disgust", "FEA": "fear", "HAP": "happy", "NEU": "neutral", "SAD": "sad"}
+EMOBOX4 = {"cremad": {"anger", "happy", "neutral", "sad"}, "emodb": {"anger", "happiness", "sadness", "neutral"}}
 
 
+def label_counts(root, corpus: str) -> tuple[int, dict[str, int]]:
+    """(kept, dropped per label) under the shipped emobox4 map, counted from the generated files."""
+    if corpus == "emodb":
+        labels = [EMODB_LETTERS[p.stem[5]] for p in root.glob("wav/*.wav")]
+    else:
+        labels = [CREMAD_CODES[p.stem.split("_")[2]] for p in root.glob("AudioWAV/*.wav")]
+    dropped = Counter(x for x in labels if x not in EMOBOX4[corpus])
+    return len(labels) - sum(dropped.values()), dict(sorted(dropped.items()))
+
+
+def dropped_text(corpus: str, kept: int, dropped: dict[str, int]) -> str:
+    detail = ", ".join(f"{k} {n}" for k, n in dropped.items())
+    return f"{corpus}: kept {kept}, dropped {sum(dropped.values())}" + (f" ({detail})" if dropped else "")
+
+
+def test_the_cross_stage_depends_on_both_corpora_and_both_stores():
+    import yaml
+
+    from pipeline.core.hashing import ROOT
+
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["probe_cross"]
+    for side in ("train", "test"):
+        assert f"features/${{item.cross.{side}}}/${{item.backbone}}.zarr" in stage["deps"]
+        assert f"data/${{item.cross.{side}}}/prepared/manifest.parquet" in stage["deps"]
+    assert "run.label_maps.${item.cross.label_map}" in stage["params"]
+    assert "--test-corpus ${item.cross.test} --label-map ${item.cross.label_map}" in stage["cmd"]
+
+
+@pytest.mark.slow
 @pytest.mark.dvc
 def test_cross_corpus_through_dvc_repro_and_reruns_when_the_test_corpus_changes(tmp_path):
-    from tests.data.emodb.data import generate
+    """Fake CREMA-D (train; 5 actor folds) -> fake EmoDB (test), eGeMAPS + logreg, through `dvc repro`."""
+    from tests.data.cremad.data import generate as cremad
+    from tests.data.emodb.data import generate as emodb
 
-    emodb = generate(tmp_path / "emodb", seed=0)
+    roots = {"cremad": cremad(tmp_path / "cremad", seed=0), "emodb": emodb(tmp_path / "emodb", seed=0)}
+    (kept_a, drop_a), (kept_b, drop_b) = label_counts(roots["cremad"], "cremad"), label_counts(roots["emodb"], "emodb")
     params = {
-        "run": {"corpora": ["demo", "emodb"], "backbones": ["egemaps"], "heads": ["logreg"],
-                "cross_corpus": [{"train": "demo", "test": "emodb", "label_map": "emobox4"}]},
-        "corpora": {"demo": TINY_DEMO, "emodb": {"root": str(emodb)}},
-        "segment": {"fps": 1, "frame_size": 32},
+        "run": {"corpora": ["cremad", "emodb"], "backbones": ["egemaps"], "heads": ["logreg"],
+                "cross_corpus": [{"train": "cremad", "test": "emodb", "label_map": "emobox4"}]},
+        "corpora": {name: {"root": str(root)} for name, root in roots.items()},
     }
     repo = make_repo(tmp_path / "repo", tmp_path / "remote", **params)
     out = sh(repo, "dvc", "repro")
     assert "probe_cross@cross0-egemaps-logreg" in ran(out)
-    assert "label map emobox4: demo: kept 32, dropped 0; emodb: kept 18, dropped 19 (boredom 4, disgust 7, fear 8)" in out
+    assert f"label map emobox4: {dropped_text('cremad', kept_a, drop_a)}; {dropped_text('emodb', kept_b, drop_b)}" in out
     rows = json.loads((repo / "metrics/leaderboard.json").read_text())
-    cross = [r for r in rows if r["corpus"] == "demo-to-emodb"]
-    assert {(r["split"], r["task"], r["train_corpus"], r["test_corpus"], r["n"]) for r in cross} == {
-        ("test", "emobox4", "demo", "emodb", 18), ("dev", "emobox4", "demo", "demo", 8)}
+    cross = [r for r in rows if r["corpus"] == "cremad-to-emodb"]
+    assert {(r["split"], r["task"], r["train_corpus"], r["test_corpus"]) for r in cross} == {
+        ("test", "emobox4", "cremad", "emodb"), ("dev", "emobox4", "cremad", "cremad")}
+    test_row = next(r for r in cross if r["split"] == "test")
+    assert test_row["n"] == kept_b and test_row["uar"] is not None
     assert all(r["train_corpus"] == r["test_corpus"] == r["corpus"] for r in rows if r not in cross)
-    assert "| demo-to-emodb | emobox4 | egemaps | logreg |" in (repo / "metrics/leaderboard.md").read_text()
-    result = json.loads((repo / "metrics/experiments/demo-to-emodb/egemaps/logreg.json").read_text())
-    assert result["cross_corpus"]["dropped"]["emodb"] == {"boredom": 4, "disgust": 7, "fear": 8}
+    assert "cremad-to-emodb" in (repo / "metrics/leaderboard.md").read_text()
+    result = json.loads((repo / "metrics/experiments/cremad-to-emodb/egemaps/logreg.json").read_text())
+    assert result["cross_corpus"]["dropped"] == {"cremad": drop_a, "emodb": drop_b}
     # B's corpus changes (one neutral clip removed): its store changes, so the cross stage reruns
-    next(emodb.glob("wav/*Na.wav")).unlink()
+    next(roots["emodb"].glob("wav/*Na.wav")).unlink()
     out = sh(repo, "dvc", "repro")
     assert {"embed@emodb-egemaps", "probe_cross@cross0-egemaps-logreg", "report"} <= ran(out)
-    assert "probe@demo-egemaps-logreg" not in ran(out)
+    assert "probe@cremad-egemaps-logreg" not in ran(out)
     rows = json.loads((repo / "metrics/leaderboard.json").read_text())
-    assert [r["n"] for r in rows if r["corpus"] == "demo-to-emodb" and r["split"] == "test"] == [17]
-    # a label-map edit reruns the cross stage only (and the report, which depends on run)
-    set_params(repo, run={"label_maps": {"emobox4": {"corpora": {"emodb": {"labels": {"neutral": "neutral", "happiness": "happy",
-                                                                                           "sadness": "sad", "anger": "angry",
-                                                                                           "boredom": "neutral"}}}}}})
+    assert [r["n"] for r in rows if r["corpus"] == "cremad-to-emodb" and r["split"] == "test"] == [kept_b - 1]
+    # a label-map edit reruns the cross stage only (and validate and the report, which depend on run)
+    set_params(repo, run={"label_maps": {"emobox4": {"corpora": {"emodb": {"labels": {"boredom": "neutral"}}}}}})
     out = sh(repo, "dvc", "repro")
     assert ran(out) == {"validate", "probe_cross@cross0-egemaps-logreg", "report"}
+    assert f"emodb: kept {kept_b - 1 + drop_b['boredom']}, dropped {sum(drop_b.values()) - drop_b['boredom']}" in out
     assert "Data and pipelines are up to date" in sh(repo, "dvc", "repro")
-    shutil.rmtree(repo / ".dvc" / "cache", ignore_errors=True)
