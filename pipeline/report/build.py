@@ -215,7 +215,7 @@ def per_class_chart(path: Path, results: list[dict]) -> None:
         fig.savefig(path)
         plt.close(fig)
         return
-    fig, axes = plt.subplots(n, 1, figsize=(8, 3.2 * n), squeeze=False)
+    fig, axes = plt.subplots(n, 1, figsize=(11, 3.2 * n), squeeze=False)
     for ax, ((corpus, task, split), items) in zip(axes[:, 0], sorted(groups.items())):
         classes = items[0][1]["classes"]
         width = 0.8 / len(items)
@@ -233,7 +233,7 @@ def per_class_chart(path: Path, results: list[dict]) -> None:
         ax.set_ylabel("recall")
         ax.axhline(1 / len(classes), color="grey", lw=0.8, ls="--")
         ax.set_title(f"{corpus} · {task}: per-class accuracy ({split}; bars: 95 % cluster-bootstrap intervals)")
-        ax.legend(fontsize=7, loc="upper right")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

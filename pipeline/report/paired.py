@@ -177,7 +177,7 @@ def heatmap(rows: list[dict[str, Any]], png: Path) -> None:
             diff[i, j], diff[j, i] = r["diff"], -r["diff"]
             star = "*" if (r.get("p_permutation_holm") or 1) < 0.05 else ""
             for (y, x), d in (((i, j), r["diff"]), ((j, i), -r["diff"])):
-                ax.text(x, y, f"{d:+.3f}{star}", ha="center", va="center", fontsize=7)
+                ax.text(x, y, f"{d + 0.0:+.3f}{star}", ha="center", va="center", fontsize=7)  # + 0.0: no "-0.000"
         bound = np.nanmax(np.abs(diff)) if np.isfinite(diff).any() else 1.0
         im = ax.imshow(diff, cmap="RdBu", vmin=-bound, vmax=bound)
         ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=7)
