@@ -100,7 +100,7 @@ def test_trains_on_a_selects_on_a_dev_and_scores_every_mapped_item_of_b(corpora,
     assert set(dev["id"]) == {f"alpha/{i}" for i in a_df.loc[a_df["split"] == "dev", "id"]}
     assert not any(i.startswith("alpha/s6_") for i in preds["id"])
     fold = res["tasks"]["shared4"]["folds"][0]
-    assert fold["fold"] == "cross" and "alpha (official split; official dev; its 20 test rows unused)" in fold["dev_note"]
+    assert fold["fold"] == "cross" and fold["dev_note"].startswith("official dev (train/dev from alpha: official split; its 20 test rows unused)")
     assert "test = all 64 rows of beta" in fold["dev_note"]
     # the map: boredom dropped and counted, never silently; classes are the shared ones
     info = res["cross_corpus"]
@@ -140,8 +140,18 @@ def test_a_cross_validated_training_corpus_trains_on_every_fold_and_tests_all_of
     assert set(preds.loc[preds["split"] == "test", "id"]) == {f"alpha/{i}" for i in alpha[0].manifest["id"]}
     dev_speakers = {i.split("/")[1].split("_")[0] for i in preds.loc[preds["split"] == "dev", "id"]}
     assert len(dev_speakers) == 1  # one of the 4 training groups held out (20 %, at least one), never test
-    assert "beta (4 folds, all training data; dev = 1 held-out training group(s))" in res["tasks"]["shared4"]["folds"][0]["dev_note"]
+    assert res["tasks"]["shared4"]["folds"][0]["dev_note"].startswith(
+        "dev = 1 held-out training group(s) (train/dev from beta: 4 folds, all training data); test = all 140 rows of alpha")
     assert res["cross_corpus"]["dropped"]["beta"] == {"boredom": 16}
+
+
+def test_a_dev_that_cannot_be_speaker_independent_is_said_so_on_the_cross_rows(corpora, tmp_path):
+    _, beta = corpora
+    small = make_corpus(tmp_path, "alpha", ALPHA, {"s0": "train", "s1": "train", "s2": "test"}, 5, 0.0, 4)
+    res = run(tmp_path, small, beta)  # two training speakers, no dev: a random 20 % of their utterances
+    note = res["tasks"]["shared4"]["folds"][0]["dev_note"]
+    assert note.startswith("dev = random 20% of training utterances (train/dev from alpha: official split")
+    assert {r["split"]: r["dev_independent"] for r in leaderboard_rows(res)} == {"dev": False, "test": False}
 
 
 def test_speaker_norm_keeps_corpora_apart_though_their_ids_and_speakers_collide(corpora, tmp_path):

@@ -151,6 +151,7 @@ def plan_cross_folds(rows: pd.DataFrame, y: np.ndarray, seed: int = 0, regressio
     train, dev, test = np.zeros(len(rows), bool), np.zeros(len(rows), bool), b.copy()
     train[a], dev[a] = inner.train, inner.dev
     unused = int(inner.test.sum())
-    note = (f"train/dev = {name_a} ({how}; {inner.dev_note}"
-            + (f"; its {unused} test rows unused" if unused else "") + f"); test = all {int(b.sum())} rows of {name_b}")
+    # the inner note leads ("dev = random 20% ..." says dev shares speakers with training, wherever it is read)
+    note = (f"{inner.dev_note} (train/dev from {name_a}: {how}" + (f"; its {unused} test rows unused" if unused else "")
+            + f"); test = all {int(b.sum())} rows of {name_b}")
     return [Fold("cross", train, dev, test, note)]
