@@ -12,6 +12,14 @@ winning (layer, C) is refitted here with scikit-learn, the reference implementat
 does the layer sweep with scikit-learn fits instead; ``device`` (auto | cpu | cuda) and ``threads``
 (auto | n CPU threads) apply to the batched sweep. ``standardize: false`` skips the scaler (for
 callers that scale features themselves, e.g. early fusion).
+
+``solve: auto`` (the default) fits in the N×N Gram space of the training data when there are more
+features than training items (ComParE: 6373-d on a few hundred utterances): scikit-learn's own
+solver, same objective, on the training rows' coordinates in their span
+(:class:`~pipeline.heads.probe.gram.TrainingSpan`) — exact, since the L2-optimal weights lie in that
+span — and the kept model is an ordinary ``StandardScaler → LogisticRegression`` pipeline whose
+coefficients are mapped back to feature space. ``solve: primal`` always fits on the features,
+``gram`` always in the span.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ class LogRegSettings(FeatureHeadSettings, ClassWeightSettings):
     sweep: Literal["batched", "sklearn"] = "batched"  # layer: best — one batched solve, or sklearn fits
     threads: Literal["auto"] | int | None = "auto"  # CPU threads of the batched sweep
     alpha_grid: list[float] = Field(default_factory=lambda: list(DEFAULT_ALPHA_GRID), min_length=1)  # regression
+    solve: Literal["auto", "primal", "gram"] = "auto"  # auto: Gram space when features outnumber training items
 
 
 @register_head(
@@ -68,16 +77,20 @@ class LogRegHead(Head):
         self.sweep = settings.sweep
         self.device = settings.device
         self.threads = settings.threads
+        self.solve = settings.solve
         self.model = None
         self.selection: dict[str, Any] = {}
 
     def _make(self, C: float):
         steps = [StandardScaler()] if self.standardize else []
-        model = LogisticRegression(C=C, max_iter=self.max_iter, class_weight=self.class_weight, random_state=self.seed)
-        steps.append(model)
-        return make_pipeline(*steps)
+        return make_pipeline(*steps, self._logreg(C))
 
-    def fit(self, X_train: np.ndarray, y_train: np.ndarray, X_dev: np.ndarray, y_dev: np.ndarray) -> "LogRegHead":
+    def _logreg(self, C: float) -> LogisticRegression:
+        return LogisticRegression(C=C, max_iter=self.max_iter, class_weight=self.class_weight, random_state=self.seed)
+
+    def fit(self, X_train: np.ndarray, y_train: np.ndarray, X_dev: np.ndarray, y_dev: np.ndarray) -> LogRegHead:
+        if self.solve == "gram" or (self.solve == "auto" and X_train.shape[1] > X_train.shape[0]):
+            return self._fit_gram(X_train, y_train, X_dev, y_dev)
         scores = {}
         models = {}
         with warnings.catch_warnings():
@@ -89,6 +102,37 @@ class LogRegHead(Head):
         best = max(self.grid, key=lambda c: (scores[c], -c))
         self.model = models[best]
         self.selection = {"param": "C", "chosen": best, "dev_uar": {str(c): s for c, s in scores.items()}}
+        return self
+
+    def _fit_gram(self, X_train: np.ndarray, y_train, X_dev: np.ndarray, y_dev) -> LogRegHead:
+        """The same selection, each fit on the training rows' span coordinates ([N, r], r ≤ N)."""
+        from pipeline.heads.probe.gram import small_problem_blas
+
+        with small_problem_blas(len(X_train)):
+            return self._fit_span(X_train, y_train, X_dev, y_dev)
+
+    def _fit_span(self, X_train: np.ndarray, y_train, X_dev: np.ndarray, y_dev) -> LogRegHead:
+        from pipeline.heads.probe.gram import TrainingSpan
+
+        scaler = StandardScaler().fit(X_train) if self.standardize else None
+        scaled = (lambda X: scaler.transform(X)) if scaler is not None else (lambda X: X)
+        span = TrainingSpan(scaled(X_train))
+        R, R_dev = span.coords, span.transform(scaled(X_dev))
+        scores, models = {}, {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            for C in self.grid:
+                models[C] = self._logreg(C).fit(R, y_train)
+                scores[C] = float(balanced_accuracy_score(y_dev, models[C].predict(R_dev)))
+        best = max(self.grid, key=lambda c: (scores[c], -c))
+        model = models[best]
+        model.coef_ = span.to_features(model.coef_)  # an ordinary fitted LogisticRegression on the features
+        model.n_features_in_ = X_train.shape[1]
+        self.model = make_pipeline(scaler, model) if scaler is not None else make_pipeline(model)
+        self.selection = {
+            "param": "C", "chosen": best, "dev_uar": {str(c): s for c, s in scores.items()},
+            "solve": "gram", "rank": span.rank,
+        }
         return self
 
     def layer_scores(self, X_train: np.ndarray, y_train, X_dev: np.ndarray, y_dev) -> dict[str, Any] | None:
