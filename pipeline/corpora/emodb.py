@@ -71,7 +71,7 @@ class EmodbSettings(FoldSettings, EmoboxOptions):
     "emodb", settings=EmodbSettings, tasks="emotion (7)", protocol="`loso`, 10 folds (`kfold`)", unit="speaker",
 )
 def prepare_emodb(s: EmodbSettings, out_dir: Path) -> Corpus:
-    """Discover the EmoDB wavs and build a speaker-independent cross-validation manifest."""
+    """Discover the EmoDB wavs and build a cross-validation manifest (speaker-independent but for ``emobox``)."""
     root = corpus_root(s.root, "emodb")
     protocol = s.protocol
 
