@@ -79,7 +79,7 @@ class CremadSettings(FoldSettings, EmoboxOptions):
 
 
 @register_corpus(
-    "cremad", settings=CremadSettings, tasks="emotion (6)", protocol="`kfold` 5 actor-independent folds (`loso`)",
+    "cremad", settings=CremadSettings, tasks="emotion (6)", protocol="`kfold` 5 actor-independent folds (`loso`, `emobox`)",
     unit="actor",
 )
 def prepare_cremad(s: CremadSettings, out_dir: Path) -> Corpus:

@@ -68,7 +68,7 @@ class EmodbSettings(FoldSettings, EmoboxOptions):
 
 
 @register_corpus(
-    "emodb", settings=EmodbSettings, tasks="emotion (7)", protocol="`loso`, 10 folds (`kfold`)", unit="speaker",
+    "emodb", settings=EmodbSettings, tasks="emotion (7)", protocol="`loso`, 10 folds (`kfold`, `emobox`)", unit="speaker",
 )
 def prepare_emodb(s: EmodbSettings, out_dir: Path) -> Corpus:
     """Discover the EmoDB wavs and build a cross-validation manifest (speaker-independent but for ``emobox``)."""

@@ -200,7 +200,7 @@ def assign_folds(df: pd.DataFrame, protocol: str) -> pd.DataFrame:
 
 @register_corpus(
     "iemocap", settings=IemocapSettings, tasks="emotion4 (neu, hap+exc, ang, sad), emotion6, valence/arousal/dominance",
-    protocol="`loso` = leave-one-session-out, 5 folds (`loso_speaker`)", unit="session",
+    protocol="`loso` = leave-one-session-out, 5 folds (`loso_speaker`, `emobox`)", unit="session",
 )
 def prepare_iemocap(s: IemocapSettings, out_dir: Path) -> Corpus:
     """Read every EmoEvaluation file into one manifest with session or speaker folds."""

@@ -186,7 +186,7 @@ class MeldSettings(EmoboxOptions):
 
 
 @register_corpus(
-    "meld", settings=MeldSettings, tasks="emotion (7), sentiment (3)", protocol="official train/dev/test",
+    "meld", settings=MeldSettings, tasks="emotion (7), sentiment (3)", protocol="official train/dev/test (`emobox`)",
     unit="dialogue (speakers recur)",
 )
 def prepare_meld(s: MeldSettings, out_dir: Path) -> Corpus:

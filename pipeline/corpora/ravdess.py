@@ -89,7 +89,7 @@ class RavdessSettings(FoldSettings, EmoboxOptions):
 
 @register_corpus(
     "ravdess", settings=RavdessSettings, tasks="emotion (8)",
-    protocol="`kfold` 5 actor-independent folds (`loso`)", unit="actor",
+    protocol="`kfold` 5 actor-independent folds (`loso`, `emobox`)", unit="actor",
 )
 def prepare_ravdess(s: RavdessSettings, out_dir: Path) -> Corpus:
     """Discover the RAVDESS clips of the chosen modality and build an actor-independent CV manifest."""
