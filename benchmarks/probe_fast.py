@@ -4,6 +4,7 @@
     python benchmarks/probe_fast.py --corpus demo    # the demo corpus (data/demo/segments.zarr; dvc repro first)
     python benchmarks/probe_fast.py --synthetic 480  # 480 synthetic items x 6373-d, 10 speakers, LOSO
     python benchmarks/probe_fast.py --recipe         # + the recommended offline recipe through run_fusion
+    python benchmarks/probe_fast.py --converged      # + logreg's C from a tightly converged float64 fit
 
 For every fold of the corpus's protocol (``plan_folds``: what the probe stage runs) and every head
 (``logreg``, ``svm`` linear, ``svm`` rbf, each with its params.yaml grid), the same fit is timed twice,
@@ -122,7 +123,23 @@ def chosen(selection: dict) -> tuple:
     return selection["chosen"], selection.get("gamma_factor")
 
 
-def compare_head(name: str, cfg: dict, X: np.ndarray, y: np.ndarray, folds) -> dict:
+def converged_logreg_choice(cfg: dict, Xt, yt, Xd, yd) -> float:
+    """The C a tightly converged float64 scikit-learn fit would choose (tol 1e-10): the arbiter when the
+    default fits (float32 features, tol 1e-4) and the Gram path disagree."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(Xt.astype(np.float64))
+    Z, Zd = scaler.transform(Xt.astype(np.float64)), scaler.transform(Xd.astype(np.float64))
+    scores = {}
+    for C in cfg["C_grid"]:
+        model = LogisticRegression(C=C, class_weight="balanced", tol=1e-10, max_iter=100000).fit(Z, yt)
+        scores[C] = balanced_accuracy_score(yd, model.predict(Zd))
+    return max(scores, key=lambda c: (scores[c], -c))
+
+
+def compare_head(name: str, cfg: dict, X: np.ndarray, y: np.ndarray, folds, converged: bool = False) -> dict:
     """Both paths on every fold; their times and how far their selections and outputs agree."""
     out = {"folds": [], "reference_s": 0.0, "fast_s": 0.0, "reference_cpu_s": 0.0, "fast_cpu_s": 0.0}
     for fold in folds:
@@ -145,6 +162,9 @@ def compare_head(name: str, cfg: dict, X: np.ndarray, y: np.ndarray, folds) -> d
             "same_choice": chosen(ref.selection) == chosen(fast.selection), "test_agreement": agree,
             "max_abs_proba_diff": dp,
         })
+        if converged and fits["primal"].kind == "logreg":
+            args = X[fold.train], y[fold.train], X[fold.dev], y[fold.dev]
+            out["folds"][-1]["chosen_converged"] = converged_logreg_choice(cfg, *args)
     f = out["folds"]
     out.update(
         speedup=out["reference_s"] / out["fast_s"], speedup_cpu=out["reference_cpu_s"] / out["fast_cpu_s"],
@@ -201,6 +221,8 @@ def main() -> None:
     parser.add_argument("--heads", nargs="+", default=list(HEADS), help="params.yaml heads to compare")
     parser.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads for both paths (0: libraries' own)")
     parser.add_argument("--recipe", action="store_true", help="also run the recommended recipe (EmoDB sample only)")
+    parser.add_argument("--converged", action="store_true",
+                        help="logreg: also the C a tightly converged float64 scikit-learn fit chooses (slow)")
     args = parser.parse_args()
     if args.threads:  # after the solvers' imports: threadpoolctl limits only the BLAS libraries already loaded
         import scipy.optimize  # noqa: F401  (scipy's own OpenBLAS: L-BFGS-B)
@@ -236,7 +258,7 @@ def main() -> None:
         "heads": {},
     }
     for name in args.heads:
-        report["heads"][name] = compare_head(name, heads[name], X, y, folds)
+        report["heads"][name] = compare_head(name, heads[name], X, y, folds, args.converged)
     if args.recipe and corpus is not None:
         features["egemaps"] = opensmile_features("egemaps", rows["id"].tolist(), keys, load)
         with contextlib.redirect_stdout(sys.stderr):  # the runners' progress lines: stdout is the JSON
