@@ -176,6 +176,8 @@ def _run_fold(data: TaskData, fold: Fold, learner: Learner, model_dir: Path | No
             frame.insert(0, "id", data.rows.index[mask])
             frame.insert(1, "split", split)
             frame.insert(2, "fold", fold.name)
+            if "group" in data.rows.columns:  # the independence unit the intervals resample (scoring.unit_column)
+                frame["group"] = data.rows["group"].to_numpy()[mask]
             if out.seed is not None:
                 frame.insert(3, "seed", out.seed)
             for column, values in out.columns.items():
