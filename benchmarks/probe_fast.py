@@ -172,6 +172,9 @@ def compare_head(name: str, cfg: dict, X: np.ndarray, y: np.ndarray, folds, conv
         same_choice_folds=f"{sum(x['same_choice'] for x in f)}/{len(f)}",
         min_test_agreement=min(x["test_agreement"] for x in f), max_abs_proba_diff=max(x["max_abs_proba_diff"] for x in f),
     )
+    if any("chosen_converged" in x for x in f):  # which path picks what the optimum would
+        out["fast_equals_converged_folds"] = f"{sum(x['chosen_fast'][0] == x['chosen_converged'] for x in f)}/{len(f)}"
+        out["reference_equals_converged_folds"] = f"{sum(x['chosen_reference'][0] == x['chosen_converged'] for x in f)}/{len(f)}"
     for k in ("reference_s", "fast_s", "reference_cpu_s", "fast_cpu_s", "speedup", "speedup_cpu"):
         out[k] = round(out[k], 3)
     return out

@@ -87,13 +87,10 @@ def test_gram_logreg_is_scikit_learns_model(wide):
     head = build_head("logreg", {"C_grid": C_GRID}).fit(Xt, yt, Xd, yd)
     assert head.selection["solve"] == "gram" and head.selection["rank"] == len(Xt) - 1  # auto: D > N
     best, scores, proba = reference_logreg(wide, C_GRID)
-    assert head.selection["chosen"] == best
-    # both stop at tol=1e-4 (ours) or 1e-10: a dev item near the boundary may flip, no more than one
-    one_item = 1 / (3 * pd.Series(yd).value_counts().min())
-    assert max(abs(head.selection["dev_uar"][c] - scores[c]) for c in scores) <= one_item + 1e-12
+    assert head.selection["chosen"] == best and head.selection["dev_uar"] == scores
     ours = head.predict_proba(Xs)
     assert np.mean(ours.argmax(1) == proba.argmax(1)) >= 0.99
-    np.testing.assert_allclose(ours, proba, atol=2e-3)
+    np.testing.assert_allclose(ours, proba, atol=5e-4)
     # what is kept is an ordinary scikit-learn pipeline on the D features
     assert head.model[-1].coef_.shape == (3, Xt.shape[1])
 
@@ -112,7 +109,7 @@ def test_binary_gram_logreg_and_narrow_features_stay_primal():
     head = build_head("logreg", {"C_grid": [0.01, 1.0]}).fit(Xt, yt, Xd, yd)
     best, _, proba = reference_logreg(((Xt, yt), (Xd, yd), (Xs, None)), [0.01, 1.0])
     assert head.selection["chosen"] == best and head.model[-1].coef_.shape == (1, 300)
-    np.testing.assert_allclose(head.predict_proba(Xs), proba, atol=2e-3)
+    np.testing.assert_allclose(head.predict_proba(Xs), proba, atol=5e-4)
     narrow = build_head("logreg", {"C_grid": [1.0]}).fit(Xt[:, :20], yt, Xd[:, :20], yd)
     assert "solve" not in narrow.selection  # D < N: the features themselves
 
@@ -160,8 +157,8 @@ def test_svm_probe_writes_the_metrics_contract_and_selects_on_dev_only(tmp_path)
     entry = first["tasks"]["emotion"]
     assert entry["test"]["uar"] > 0.7 and entry["folds"][0]["head"] == "svm"
     preds = pd.read_csv(tmp_path / "1" / "p" / "emotion.csv")
-    proba = preds.filter(like="p_") if preds.filter(like="p_").shape[1] else preds.filter(like="prob")
-    assert proba.shape[1] == 3 and np.allclose(proba.sum(1), 1.0)
+    proba = preds[["p_a", "p_b", "p_c"]]  # calibrated probabilities reach the predictions table
+    assert np.allclose(proba.sum(1), 1.0) and proba.to_numpy().min() > 0
     model = joblib.load(tmp_path / "1" / "m" / "emotion.joblib")  # the saved model predicts raw features
     X = store.pooled(corpus.manifest["id"].tolist())
     test = (corpus.manifest["split"] == "test").to_numpy()
