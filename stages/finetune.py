@@ -15,12 +15,14 @@ from pipeline.core.config import section
 from pipeline.core.paths import experiment_path, model_dir, predictions_dir, prepared_dir, segments_path
 from pipeline.core.segments import Segments
 from pipeline.experiment.results import summary_lines
+from pipeline.experiment.stats import configure, evaluation_settings
 from pipeline.heads.base import head_settings
 from pipeline.heads.finetune.learner import curves_dir, resolve_encoder, run_finetune
 from stages._cli import run_stage
 
 
 def main(args, params) -> None:
+    configure(evaluation_settings(params))  # intervals and paired tests: the evaluation params
     settings = head_settings(args.head, section(params, "heads", args.head), family="finetune")
     # the encoder's backbone section is validated by the validate stage; importing the backbone
     # registry here would make every backbone module a dependency of fine-tuning

@@ -12,12 +12,14 @@ from pipeline.core.config import section
 from pipeline.core.paths import experiment_path, model_dir, predictions_dir, prepared_dir, store_path
 from pipeline.core.store import FeatureStore
 from pipeline.experiment.results import summary_lines
+from pipeline.experiment.stats import configure, evaluation_settings
 from pipeline.heads.base import head_settings
 from pipeline.heads.fusion.run import fusion_members, run_fusion
 from stages._cli import run_stage
 
 
 def main(args, params) -> None:
+    configure(evaluation_settings(params))  # intervals and paired tests: the evaluation params
     settings = head_settings(args.head, section(params, "heads", args.head), family="fusion")
     members = fusion_members(args.backbone)
     corpus = manifest.load(prepared_dir(args.corpus))

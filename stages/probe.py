@@ -16,6 +16,7 @@ from pipeline.core.settings import parse
 from pipeline.core.store import FeatureStore
 from pipeline.experiment.cross import dropped_line
 from pipeline.experiment.results import summary_lines
+from pipeline.experiment.stats import configure, evaluation_settings
 from pipeline.heads.base import head_settings
 from pipeline.heads.probe.cross import run_cross_probe
 from pipeline.heads.probe.run import run_probe
@@ -23,6 +24,7 @@ from stages._cli import run_stage
 
 
 def main(args, params) -> None:
+    configure(evaluation_settings(params))  # intervals and paired tests: the evaluation params
     settings = head_settings(args.head, section(params, "heads", args.head), family="probe")
     if getattr(args, "test_corpus", None):
         return cross(args, params, settings)

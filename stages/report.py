@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pipeline.core.config import run_settings
 from pipeline.core.paths import METRICS
+from pipeline.experiment.stats import configure, evaluation_settings
 from pipeline.report.build import build_report
 from stages._cli import run_stage
 
 
 def main(args, params) -> None:
+    configure(evaluation_settings(params))  # intervals and paired tests: the evaluation params
     run = run_settings(params)
     out = build_report(METRICS, run.corpora, run.experiments(), run.cross_experiments())
     print(out["markdown"])

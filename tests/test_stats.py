@@ -274,3 +274,26 @@ def test_prepare_summary_shows_folds_and_says_when_dev_cannot_be_speaker_indepen
     official = df.drop(columns="fold").assign(split=["train"] * 60 + ["test"] * 32, speaker=[f"s{i % 5}" for i in range(60)] + ["t"] * 32)
     line = split_summary(Corpus("x", official, [], "/x", {}))
     assert "train 60 utterances, 5 speakers" in line and "dev = held-out training speakers" in line
+
+
+def test_the_evaluation_params_decide_what_scoring_and_validate_use():
+    from pipeline.core.config import load_params
+    from pipeline.core.errors import ConfigError
+    from pipeline.core.hashing import ROOT
+    from pipeline.experiment.stats import active, configure, evaluation_settings
+    from pipeline.tools.validate import validate_params
+
+    params = load_params(ROOT / "params.yaml")
+    assert evaluation_settings(params) == UncertaintySettings()  # the shipped values are the defaults
+    with pytest.raises(ConfigError, match=r"evaluation.*unknown key 'resample'"):
+        validate_params({**params, "evaluation": {"resample": 200}})
+    table, task = _table(np.random.default_rng(5))
+    try:
+        configure(evaluation_settings({"evaluation": {"resamples": 200, "level": 0.9, "seed": 3}}))
+        ci = score_table(task, table)["ci"]
+        assert (ci["resamples"], ci["level"], ci["seed"]) == (200, 0.9, 3)
+        configure(evaluation_settings({"evaluation": {"resamples": 0}}))
+        assert "ci" not in score_table(task, table)
+    finally:
+        configure(UncertaintySettings())
+    assert active() == UncertaintySettings()

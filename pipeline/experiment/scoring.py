@@ -25,9 +25,9 @@ import pandas as pd
 from pipeline.core.manifest import Task
 from pipeline.core.metrics import HEADLINE, classification_metrics, mean_std, regression_metrics
 from pipeline.experiment.stats import (
-    DEFAULT,
     Clusters,
     UncertaintySettings,
+    active,
     classification_resamples,
     interval,
     regression_resamples,
@@ -117,9 +117,11 @@ class Scores(dict):
     clusters: np.ndarray | None = None
 
 
-def score_table(task: Task, table: pd.DataFrame, settings: UncertaintySettings = DEFAULT) -> dict[str, Any]:
+def score_table(task: Task, table: pd.DataFrame, settings: UncertaintySettings | None = None) -> dict[str, Any]:
     """Full metrics of a prediction table (one fold or pooled, one seed), with cluster-bootstrap
-    intervals of every headline metric and per-class recall under ``ci`` (see :mod:`.stats`)."""
+    intervals of every headline metric and per-class recall under ``ci`` (see :mod:`.stats`);
+    ``settings`` default to the stage's ``evaluation`` params (:func:`.stats.configure`)."""
+    settings = settings or active()
     items = table_items(task, table)
     out = Scores(_metrics(task, items))
     if settings.resamples and len(items.y_true):

@@ -41,6 +41,26 @@ class UncertaintySettings(Settings):
 
 
 DEFAULT = UncertaintySettings()
+_active = DEFAULT
+
+
+def evaluation_settings(params: dict) -> UncertaintySettings:
+    """``params.yaml``'s ``evaluation`` section (absent: the defaults); a typo is an error naming the key."""
+    from pipeline.core.settings import parse
+
+    return parse(UncertaintySettings, params.get("evaluation") or {}, "evaluation")
+
+
+def configure(settings: UncertaintySettings) -> None:
+    """Make ``settings`` what scoring and the report use when not given settings explicitly: each
+    scoring stage calls this once with :func:`evaluation_settings` (and depends on ``evaluation``)."""
+    global _active
+    _active = settings
+
+
+def active() -> UncertaintySettings:
+    """The settings :func:`configure` set (the defaults until then)."""
+    return _active
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,10 @@ from pipeline.core.manifest import Task
 from pipeline.core.paths import predictions_dir
 from pipeline.experiment.scoring import Items, table_items
 from pipeline.experiment.stats import (
-    DEFAULT,
     Clusters,
     PairedData,
     UncertaintySettings,
+    active,
     confusion_stats,
     holm,
     mcnemar,
@@ -92,12 +92,13 @@ def _correct(system: dict[str, Any]) -> np.ndarray:
 
 
 def compare(results: list[dict[str, Any]], metrics_dir: str | Path,
-            settings: UncertaintySettings = DEFAULT) -> list[dict[str, Any]]:
+            settings: UncertaintySettings | None = None) -> list[dict[str, Any]]:
     """Every paired comparison on the leaderboard's test rows, Holm-corrected across all of them.
 
     Within a group, systems are ordered by their headline score (best first), so ``diff`` = a − b
-    is the lead of ``a`` over ``b``.
+    is the lead of ``a`` over ``b``. ``settings`` default to the ``evaluation`` params (:func:`configure`).
     """
+    settings = settings or active()
     rows = []
     for (corpus, task, kind, _, _), systems in sorted(collect_systems(results, Path(metrics_dir)).items(),
                                                       key=lambda kv: kv[0][:2]):

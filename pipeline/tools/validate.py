@@ -17,6 +17,7 @@ from pipeline.core.config import load_params, run_settings, section, split_membe
 from pipeline.core.errors import AffectBenchError, ConfigError
 from pipeline.core.settings import parse
 from pipeline.corpora.base import corpus_settings
+from pipeline.experiment.stats import evaluation_settings
 from pipeline.features.backbones.base import backbone_settings
 from pipeline.features.embed.engine import EmbedSettings
 from pipeline.heads.audio_llm.plan import members as audio_llm_members
@@ -26,7 +27,7 @@ from pipeline.heads.fusion.run import fusion_members
 from pipeline.segment.decode import SegmentSettings
 from pipeline.transcribe.asr import TranscriptsSettings
 
-SECTIONS = ("run", "corpora", "segment", "transcripts", "embed", "backbones", "heads")
+SECTIONS = ("run", "corpora", "segment", "transcripts", "embed", "backbones", "heads", "evaluation")
 # How each run list's ``backbone`` names its stores (the family's stage checks the same).
 MEMBERS = {
     "fusion": lambda backbone, where: fusion_members(backbone),
@@ -54,6 +55,7 @@ def validate_params(params: dict[str, Any]) -> str:
     parse(SegmentSettings, section(params, "segment"), "segment")  # required, as by their stages
     parse(TranscriptsSettings, section(params, "transcripts"), "transcripts")
     parse(EmbedSettings, params.get("embed"), "embed")
+    evaluation_settings(params)
     for name, cfg in backbones.items():
         backbone_settings(name, cfg)
     for name, cfg in heads.items():
