@@ -317,6 +317,10 @@ def test_corpus_json_records_the_provenance(emodb_subset, tmp_path):
     assert saved["commit"] == recorded["commit"] == COMMIT
     assert saved["sha256"] == recorded["corpora"]["emodb"]["sha256"]
     assert saved["sources"] == recorded["corpora"]["emodb"]["sources"]
+    from pipeline.experiment.results import experiment_header
+
+    header = experiment_header(manifest.load(tmp_path), "egemaps", "logreg")  # what every experiment JSON starts with
+    assert header["protocol"] == "emobox" and header["protocol_source"] == saved
 
 
 # --- through DVC --------------------------------------------------------------------------------
@@ -343,3 +347,4 @@ def test_emodb_emobox_through_dvc_repro(emodb_subset, tmp_path):
     experiment = json.loads(next((repo / "metrics/experiments").rglob("*.json")).read_text())
     tested = {f["fold"] for f in experiment["tasks"]["emotion"]["folds"]}
     assert tested == {f"fold{k}" for k in range(1, 6)}
+    assert experiment["protocol"] == "emobox" and experiment["protocol_source"]["commit"] == COMMIT

@@ -18,6 +18,19 @@ from pipeline.core.io import atomic_dir, write_json
 from pipeline.core.metrics import headline
 
 
+def experiment_header(corpus: Any, backbone: str, head: str) -> dict[str, Any]:
+    """The head of every experiment JSON: what ran on what, and under which protocol — the recipe's
+    ``protocol`` and, where a protocol comes from published fold files (``protocol: emobox``), their
+    provenance (repository, commit, file digests), so a number can be traced to the exact folds."""
+    header: dict[str, Any] = {"corpus": corpus.name, "backbone": backbone, "head": head}
+    info = getattr(corpus, "info", None) or {}
+    if info.get("protocol") is not None:
+        header["protocol"] = info["protocol"]
+    if isinstance(info.get("emobox"), dict) and "source" in info["emobox"]:
+        header["protocol_source"] = info["emobox"]["source"]
+    return header
+
+
 def write_skipped(
     result: dict[str, Any], reason: str, *, metrics_path: str | Path, predictions_dir: str | Path,
     model_dir: str | Path | None = None,

@@ -29,7 +29,7 @@ from pipeline.core.io import read_json
 from pipeline.core.manifest import Corpus, Task
 from pipeline.core.metrics import headline
 from pipeline.experiment.protocol import Fold
-from pipeline.experiment.results import write_skipped
+from pipeline.experiment.results import experiment_header, write_skipped
 from pipeline.experiment.runner import Learner, Output, TaskData, run_experiment
 from pipeline.experiment.scoring import evaluate
 from pipeline.heads.audio_llm import AudioLLMError
@@ -161,7 +161,7 @@ def run_eval(
 ) -> dict[str, Any]:
     """Evaluate the merged model(s) of ``model_root`` on every fold; write metrics and predictions."""
     plan = make_plan(corpus, cfg, backbone, head)
-    result: dict[str, Any] = {"corpus": corpus.name, "backbone": plan.tag, "head": head}
+    result: dict[str, Any] = experiment_header(corpus, plan.tag, head)
     if plan.skipped:
         return write_skipped(result, plan.skipped, metrics_path=metrics_path, predictions_dir=predictions_dir)
     result.update(skipped_tasks=plan.skipped_tasks, source=str(plan.settings.llm.source),

@@ -21,6 +21,7 @@ from pipeline.core.manifest import Corpus
 from pipeline.core.paths import METRICS
 from pipeline.core.segments import Segments
 from pipeline.experiment.protocol import Fold
+from pipeline.experiment.results import experiment_header
 from pipeline.experiment.runner import Learner, Output, TaskData, run_experiment
 from pipeline.heads.base import head_settings, register_head
 from pipeline.heads.finetune.data import SegmentAudio
@@ -78,7 +79,7 @@ def run_finetune(
     """Fine-tune and evaluate ``head_name`` on encoder ``backbone`` (local dir ``source``) for every task of
     ``corpus``; write models, metrics, predictions and DVCLive training curves (``live_dir``)."""
     s = head_settings(head_name, cfg, family="finetune")
-    result: dict[str, Any] = {"corpus": corpus.name, "backbone": backbone, "head": head_name}
+    result: dict[str, Any] = experiment_header(corpus, backbone, head_name)
     known = set(corpus.manifest["id"])
     ids = [u for u in segments.ids if u in known]  # media skipped by `segment` are absent, as in the stores
     if not ids:

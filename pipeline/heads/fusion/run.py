@@ -18,7 +18,7 @@ from pipeline.core.errors import HeadError
 from pipeline.core.manifest import Corpus
 from pipeline.core.config import split_members
 from pipeline.core.store import FeatureStore
-from pipeline.experiment.results import write_skipped
+from pipeline.experiment.results import experiment_header, write_skipped
 from pipeline.heads.base import head_settings
 from pipeline.heads.probe.run import run_features, select_layer
 
@@ -77,9 +77,7 @@ def run_fusion(
     settings = head_settings(head_name, head_cfg, family="fusion")
     members = list(stores)
     result: dict[str, Any] = {
-        "corpus": corpus.name,
-        "backbone": fusion_backbone(members),
-        "head": head_name,
+        **experiment_header(corpus, fusion_backbone(members), head_name),
         "members": members,
         "fusion": settings.type or head_name,
     }

@@ -24,7 +24,7 @@ from pipeline.core.errors import HeadError
 from pipeline.core.manifest import Corpus
 from pipeline.core.store import FeatureStore
 from pipeline.experiment.protocol import Fold
-from pipeline.experiment.results import write_skipped
+from pipeline.experiment.results import experiment_header, write_skipped
 from pipeline.experiment.runner import Learner, Output, TaskData, run_experiment
 from pipeline.heads.base import head_settings
 from pipeline.heads.probe.base import LAYER_MODES, build_head
@@ -143,7 +143,7 @@ def run_probe(
     """Fit and evaluate probe head ``head_name`` for every task of ``corpus``; write model, metrics, predictions."""
     settings = head_settings(head_name, head_cfg, family="probe")
     backbone = store.attrs.get("backbone", store.path.stem)
-    result: dict[str, Any] = {"corpus": corpus.name, "backbone": backbone, "head": head_name}
+    result: dict[str, Any] = experiment_header(corpus, backbone, head_name)
     outputs = {"model_dir": model_dir, "metrics_path": metrics_path, "predictions_dir": predictions_dir}
     if not store.applicable:
         return write_skipped(result, store.attrs.get("reason", "not applicable"), **outputs)
