@@ -92,7 +92,31 @@ def scale_gamma(Z: np.ndarray) -> float:
     return 1.0 / (Z.shape[1] * var) if var > 0 else 1.0
 
 
-class KernelSVM:
+class FittedSVM:
+    """A fitted SVC (predictions) and its probability calibrator, used like any fitted classifier:
+    subclasses say what the SVC sees of raw rows (:meth:`inputs`)."""
+
+    svc: Any
+    calibrated: Any
+
+    def inputs(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return self.svc.classes_
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.svc.predict(self.inputs(X))
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return self.calibrated.predict_proba(self.inputs(X))
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        return self.svc.decision_function(self.inputs(X))
+
+
+class KernelSVM(FittedSVM):
     """A fitted ``SVC(kernel='precomputed')`` (and its probability calibrator) that predicts raw rows.
 
     It keeps the scaler and the standardised training rows (float32: what the test kernel is
@@ -112,15 +136,4 @@ class KernelSVM:
         cross = Z @ train.T
         return cross if self.kernel == "linear" else rbf_from_sqdist(sqdist(Z, train, cross), self.gamma)
 
-    @property
-    def classes_(self) -> np.ndarray:
-        return self.svc.classes_
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.svc.predict(self.gram(X))
-
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return self.calibrated.predict_proba(self.gram(X))
-
-    def decision_function(self, X: np.ndarray) -> np.ndarray:
-        return self.svc.decision_function(self.gram(X))
+    inputs = gram

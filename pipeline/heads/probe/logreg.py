@@ -65,10 +65,9 @@ class LogRegHead(Head):
     @classmethod
     def make(cls, settings: LogRegSettings, task_type: str = "classification", **extra: Any):
         if task_type == "regression":
-            from pipeline.heads.probe.ridge import RidgeHead, RidgeSettings
+            from pipeline.heads.probe.ridge import ridge_for_regression
 
-            fields = set(RidgeSettings.model_fields) - {"type"}
-            return RidgeHead(RidgeSettings(**settings.model_dump(include=fields)), task_type)
+            return ridge_for_regression(settings)
         return cls(settings, task_type)
 
     def __init__(self, settings: LogRegSettings, task_type: str = "classification"):

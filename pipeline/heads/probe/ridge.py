@@ -58,3 +58,10 @@ class RidgeHead(Head):
 
     def save(self, path: str | Path) -> None:
         joblib.dump(self.model, path)
+
+
+def ridge_for_regression(settings: Any) -> RidgeHead:
+    """The ridge head a classification probe (logreg, svm) runs on a regression task: its
+    ``alpha_grid`` and every other option the two settings share."""
+    fields = set(RidgeSettings.model_fields) - {"type"}
+    return RidgeHead(RidgeSettings(**settings.model_dump(include=fields)), "regression")

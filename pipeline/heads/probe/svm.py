@@ -43,34 +43,21 @@ from sklearn.svm import SVC
 
 from pipeline.heads.base import ClassWeightSettings, register_head
 from pipeline.heads.probe.base import FeatureHeadSettings, Head
-from pipeline.heads.probe.gram import KernelSVM, rbf_from_sqdist, scale_gamma, small_problem_blas, sqdist
+from pipeline.heads.probe.gram import FittedSVM, KernelSVM, rbf_from_sqdist, scale_gamma, small_problem_blas, sqdist
 from pipeline.heads.probe.logreg import DEFAULT_ALPHA_GRID
 
 DEFAULT_SVM_C_GRID = [1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0]
 DEFAULT_GAMMA_GRID = [0.1, 0.3, 1.0, 3.0]  # × gamma='scale'
 
 
-class ScaledSVM:
+class ScaledSVM(FittedSVM):
     """The fitted SVC (predictions) and its calibrator (probabilities) behind the training scaler."""
 
     def __init__(self, svc: SVC, calibrated: Any, scaler: Any = None):
         self.svc, self.calibrated, self.scaler = svc, calibrated, scaler
 
-    def _z(self, X: np.ndarray) -> np.ndarray:
+    def inputs(self, X: np.ndarray) -> np.ndarray:
         return X if self.scaler is None else self.scaler.transform(X)
-
-    @property
-    def classes_(self) -> np.ndarray:
-        return self.svc.classes_
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.svc.predict(self._z(X))
-
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return self.calibrated.predict_proba(self._z(X))
-
-    def decision_function(self, X: np.ndarray) -> np.ndarray:
-        return self.svc.decision_function(self._z(X))
 
 
 class SVMSettings(FeatureHeadSettings, ClassWeightSettings):
@@ -91,10 +78,9 @@ class SVMHead(Head):
     @classmethod
     def make(cls, settings: SVMSettings, task_type: str = "classification", **extra: Any):
         if task_type == "regression":
-            from pipeline.heads.probe.ridge import RidgeHead, RidgeSettings
+            from pipeline.heads.probe.ridge import ridge_for_regression
 
-            fields = set(RidgeSettings.model_fields) - {"type"}
-            return RidgeHead(RidgeSettings(**settings.model_dump(include=fields)), task_type)
+            return ridge_for_regression(settings)
         return cls(settings, task_type)
 
     def __init__(self, settings: SVMSettings, task_type: str = "classification"):
