@@ -71,7 +71,8 @@ def test_fetch_huggingface_records_the_commit(params, fake_hf, capsys):
     dest = params / "models" / "pretrained" / "wav2vec2"
     assert fake_hf["model_info"] == ("facebook/wav2vec2-base", None)
     snap = fake_hf["snapshot"]
-    assert snap["revision"] == COMMIT and snap["local_dir"] == "models/pretrained/wav2vec2"
+    # downloaded into a temporary sibling, renamed into place once complete (atomic fetch)
+    assert snap["revision"] == COMMIT and snap["local_dir"].startswith("models/pretrained/.wav2vec2.tmp-")
     assert "*.msgpack" in snap["ignore"] and snap["allow"] is None
     record = json.loads((dest / "FETCHED.json").read_text())
     assert record["revision"] == COMMIT and record["hub"] == "huggingface" and record["requested_revision"] is None
@@ -103,8 +104,8 @@ def test_fetch_modelscope(params, monkeypatch, capsys):
 
     monkeypatch.setitem(sys.modules, "modelscope", types.SimpleNamespace(snapshot_download=snapshot_download))
     assert main(["fetch", "e2v"]) == 0
-    assert calls == {"model_id": "iic/emotion2vec_plus_large", "revision": "master",
-                     "local_dir": "models/pretrained/e2v"}
+    assert calls["model_id"] == "iic/emotion2vec_plus_large" and calls["revision"] == "master"
+    assert calls["local_dir"].startswith("models/pretrained/.e2v.tmp-")  # renamed into place when complete
     record = json.loads((params / "models/pretrained/e2v/FETCHED.json").read_text())
     assert record["hub"] == "modelscope" and record["revision"] == "master"
     assert "hub: modelscope:iic/emotion2vec_plus_large" in capsys.readouterr().out

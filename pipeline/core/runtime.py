@@ -72,6 +72,23 @@ def choose_threads(wanted: Any, work: float, device: Any) -> int | None:
     return int(wanted)
 
 
+def incomplete_model_dir(path: Path) -> str | None:
+    """What makes an existing model directory unusable, or None: no files but hidden ones (a hub's
+    ``.cache/`` is what an interrupted download leaves), or files a hub download left unfinished.
+
+    Checked before any loader reads it, whose own error for such a directory misleads
+    (transformers: "Unrecognized model ... model_type").
+    """
+    visible = [p.name for p in path.iterdir() if not p.name.startswith(".")]
+    if not visible:
+        hidden = sorted(p.name for p in path.iterdir())
+        return f"holds no model files, only {', '.join(hidden)}," if hidden else "is empty"
+    partial = list((path / ".cache" / "huggingface" / "download").rglob("*.incomplete"))
+    if partial:  # Hugging Face's marker of a file still (or never fully) downloading
+        return f"is incomplete ({len(partial)} unfinished *.incomplete download(s) in .cache/huggingface/download)"
+    return None
+
+
 def resolve_source(name: str, source: str, *, where: str | None = None) -> Path:
     """Turn a ``source`` into a local model directory, without touching the network.
 
@@ -91,9 +108,10 @@ def resolve_source(name: str, source: str, *, where: str | None = None) -> Path:
         return Path(mod.get_model_path())
     path = Path(source).expanduser()
     if path.is_dir():
-        if not any(path.iterdir()):
+        missing = incomplete_model_dir(path)
+        if missing:
             raise BackboneError(
-                f"{where}: source directory {source!r} is empty (an interrupted fetch?); fetch it again with "
+                f"{where}: source directory {source!r} {missing} (an interrupted fetch?); fetch it again with "
                 f"`HF_HUB_OFFLINE=0 python -m pipeline.tools.models fetch {name}` or `dvc pull` it"
             )
         return path

@@ -22,9 +22,16 @@ TensorFlow/Flax/ONNX/... duplicates of the weights are skipped (``hub_ignore`` o
 ``hub_allow`` restricts to patterns). ModelScope downloads need ``pip install modelscope``; its
 revision is recorded as requested (default ``master``; set ``hub_revision`` to a tag to pin it).
 
-``FETCHED.json`` is written last, so a directory without it is an interrupted download (rerun: both
-hubs resume): hub, repo id, requested and resolved revision, file count, bytes and a sha256 of the
-content. It holds no timestamp, so fetching the same revision twice gives identical files for DVC.
+The download is atomic: it goes into a temporary sibling of the target
+(``models/pretrained/.<name>.tmp-<pid>@<origin>~<random>``, :func:`pipeline.core.io.atomic_dir`) that
+is renamed into place only once it is complete, so a failed or interrupted fetch leaves no
+``models/pretrained/<name>/`` that loaders would take for a model (an existing one is kept); the
+temporary is removed on failure, and a killed fetch's is removed by the next one. The price: a
+failed download starts again from nothing.
+
+``FETCHED.json`` is written last, inside the temporary: hub, repo id, requested and resolved
+revision, file count, bytes and a sha256 of the content. It holds no timestamp, so fetching the
+same revision twice gives identical files for DVC.
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ from pydantic import ConfigDict
 from pipeline.core.cli import report_error
 from pipeline.core.config import load_params, section
 from pipeline.core.errors import AffectBenchError
-from pipeline.core.io import write_json
+from pipeline.core.io import atomic_dir, write_json
 from pipeline.core.paths import MODELS
 from pipeline.features.backbones.base import FetchSettings, backbone_settings
 
@@ -219,23 +226,27 @@ def fetch(
     hub, repo_id = parse_hub_id(name, hub_spec(name, cfg))
     requested = revision or cfg.hub_revision
     dest = Path(dest) if dest else PRETRAINED / name
-    dest.mkdir(parents=True, exist_ok=True)
     downloader = _fetch_huggingface if hub == "huggingface" else _fetch_modelscope
-    resolved = downloader(name, repo_id, requested, dest, cfg)
-    n_files, n_bytes, digest = content_digest(dest)
-    if n_files == 0:
-        raise ModelFetchError(f"backbones.{name}: {HUB_NAMES[hub]} returned no files for {repo_id} (check hub_allow)")
-    record = {
-        "backbone": name,
-        "hub": hub,
-        "repo_id": repo_id,
-        "requested_revision": requested,
-        "revision": resolved,
-        "files": n_files,
-        "bytes": n_bytes,
-        "content_sha256": digest,
-    }
-    write_json(dest / FETCHED, record)  # last: its presence marks a complete download
+    # Into a temporary sibling, renamed over dest only when complete: a failure (no network, a
+    # missing revision, Ctrl-C) leaves dest as it was — never an empty or partial model directory.
+    with atomic_dir(dest) as tmp:
+        resolved = downloader(name, repo_id, requested, tmp, cfg)
+        n_files, n_bytes, digest = content_digest(tmp)
+        if n_files == 0:
+            raise ModelFetchError(
+                f"backbones.{name}: {HUB_NAMES[hub]} returned no files for {repo_id} (check hub_allow)"
+            )
+        record = {
+            "backbone": name,
+            "hub": hub,
+            "repo_id": repo_id,
+            "requested_revision": requested,
+            "revision": resolved,
+            "files": n_files,
+            "bytes": n_bytes,
+            "content_sha256": digest,
+        }
+        write_json(tmp / FETCHED, record)  # last: its presence marks a complete download
     return {**record, "dest": str(dest)}
 
 
