@@ -20,7 +20,10 @@ Each speaker has its own espeak voice, base pitch/rate and face style. Emotion i
 
 Every random choice is drawn from a generator seeded by ``(seed, speaker, emotion, index)``, so the
 output depends only on the arguments, not on worker count or scheduling; with ffmpeg's bitexact
-flags and single-threaded x264 the files are byte-identical across runs.
+flags, single-threaded x264 and every encoder on its C code path (``-cpuflags 0``, x264
+``asm=0``: the SIMD paths differ by CPU) the files are byte-identical across runs, thread counts
+and x86 machines, for a given ffmpeg build (``imageio-ffmpeg`` version) and espeak-ng data
+(``espeakng-loader`` version); ``tests/test_demo_reproducible.py`` checks this.
 """
 
 from __future__ import annotations
@@ -286,9 +289,16 @@ def _render_utterance(job: tuple[dict, Path, int, int, int]) -> str:
         _write_wav(wav_path, audio, sr)
         cmd = [
             imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-y", "-loglevel", "error",
+            # ffmpeg's SIMD paths (swscale's RGB->YUV, the AAC encoder's float DSP) and x264's
+            # assembly are chosen per CPU and are not bit-exact with the C code: measured here,
+            # -cpuflags 0 alone changed every video stream and 3 of 24 audio streams, and x264
+            # asm=0 every video stream. Pinning both to C makes the bytes a function of the
+            # inputs and the ffmpeg build, not of the machine (cost: <10 % of synthesis time).
+            "-cpuflags", "0",
             "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{frame_size}x{frame_size}", "-r", str(fps),
             "-i", "-", "-i", str(wav_path), "-map", "0:v", "-map", "1:a",
             "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "medium", "-crf", "20",
+            "-x264-params", "asm=0",
             "-c:a", "aac", "-b:a", "64k",
             # Bit-exact, single-threaded, metadata-free output so reruns give identical bytes (and
             # DVC hashes do not churn).
