@@ -39,6 +39,8 @@ $(TEST_STAMP): $(STAMP) requirements-test.txt
 	@rm -f $(VENV)/.test-installed-*
 	@touch $@
 
+# The leaderboard is printed here, once: the report stage itself prints one summary line (it does not
+# run at all when DVC skips it or restores it from the run-cache).
 repro: $(STAMP)
 	$(BIN)/dvc repro
 	@echo

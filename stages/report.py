@@ -13,7 +13,9 @@ def main(args, params) -> None:
     configure(evaluation_settings(params))  # intervals and paired tests: the evaluation params
     run = run_settings(params)
     out = build_report(METRICS, run.corpora, run.experiments(), run.cross_experiments())
-    print(out["markdown"])
+    # One line, not the table: `make repro` prints metrics/leaderboard.md once after `dvc repro`,
+    # also when DVC skipped this stage or restored it from the run-cache (then nothing runs here).
+    print(f"report: {len(out['rows'])} leaderboard rows in {METRICS / 'leaderboard.md'} (and .json, plots/)")
 
 
 if __name__ == "__main__":
