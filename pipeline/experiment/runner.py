@@ -150,8 +150,9 @@ def run_experiment(
             learner.finish_task(data, entry, table, ptmp)
             table.to_csv(ptmp / f"{data.task.name}.csv", index=False)
             tasks_out[data.task.name] = entry
-    if caught.summary():
-        print(caught.summary(), flush=True)
+    if caught.summary():  # once per stage, naming the experiment (a `dvc repro` log interleaves stages)
+        where = "/".join(str(result[k]) for k in ("corpus", "backbone", "head") if result.get(k))
+        print(f"{where}: {caught.summary()}", flush=True)
     result["tasks"] = tasks_out
     write_json(metrics_path, result)
     return result
@@ -163,7 +164,8 @@ def _run_fold(data: TaskData, fold: Fold, learner: Learner, model_dir: Path | No
     task, y, speakers = data.task, data.y, data.speakers
     name = task.name if len(data.folds) == 1 else f"{task.name}.{fold.name}"
     record: dict[str, Any] = {"fold": fold.name, "dev_note": fold.dev_note}
-    record.update(learner.fit(data, fold, None if model_dir is None else model_dir / name))
+    with caught("dev selection"):  # the heads score their C / layer grid on dev: counted, not printed
+        record.update(learner.fit(data, fold, None if model_dir is None else model_dir / name))
     frames = []
     for split, mask in (("dev", fold.dev), ("test", fold.test)):
         if not mask.any():

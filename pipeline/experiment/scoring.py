@@ -13,6 +13,7 @@ items are its speakers.
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -219,15 +220,17 @@ def fold_summary(per_fold: list[dict]) -> dict[str, Any]:
 
 
 class MetricWarnings:
-    """Collects scikit-learn's metric warnings (an absent class, an undefined score) so that a stage
-    prints one summary line instead of a warning block per fold and split."""
+    """Collects scikit-learn's warnings (an absent class, an undefined score, a solver that did not
+    converge) so that a stage prints one summary line instead of a warning block per fold, split,
+    layer and grid value: which warning, how many times, and where (``dev selection``: the heads'
+    scoring of their C / layer grid on dev inside ``fit``; ``scoring``: the runner's own scoring)."""
 
     def __init__(self) -> None:
         self.counts: Counter = Counter()
 
     @contextlib.contextmanager
-    def __call__(self) -> Iterator[None]:
-        """Count the UserWarnings raised inside the block; other warnings pass through."""
+    def __call__(self, where: str = "scoring") -> Iterator[None]:
+        """Count the UserWarnings scikit-learn raises inside the block; other warnings pass through."""
         with warnings.catch_warnings(record=True) as log:
             warnings.simplefilter("always", UserWarning)
             try:
@@ -235,14 +238,28 @@ class MetricWarnings:
             finally:
                 caught = list(log)
         for w in caught:
-            if issubclass(w.category, UserWarning):
-                self.counts[str(w.message).split(". ")[0][:120]] += 1
+            if issubclass(w.category, UserWarning) and _from_sklearn(w.filename):
+                self.counts[(str(w.message).split(". ")[0][:120], where)] += 1
             else:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
     def summary(self) -> str | None:
+        """One line: ``warnings (scikit-learn, not shown one by one): 18× y_pred contains ... [dev selection]``."""
         if not self.counts:
             return None
-        parts = [f"{n}× {msg}" for msg, n in self.counts.most_common(3)]
-        return "metric warnings (scikit-learn): " + "; ".join(parts)
+        by_message: dict[str, Counter] = {}
+        for (msg, where), n in self.counts.items():
+            by_message.setdefault(msg, Counter())[where] += n
+        ranked = sorted(by_message.items(), key=lambda kv: -sum(kv[1].values()))
+        parts = [
+            f"{sum(wheres.values())}× {msg} [{', '.join(f'{w}: {n}' for w, n in wheres.most_common())}]"
+            for msg, wheres in ranked[:3]
+        ]
+        if len(ranked) > 3:
+            parts.append(f"{len(ranked) - 3} other kind(s), {sum(sum(w.values()) for _, w in ranked[3:])}×")
+        return "warnings (scikit-learn, not shown one by one): " + "; ".join(parts)
+
+
+def _from_sklearn(filename: str) -> bool:
+    return f"{os.sep}sklearn{os.sep}" in filename
 

@@ -17,9 +17,9 @@ from typing import Any, Callable
 import joblib
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score
-from tqdm import tqdm
 
 from pipeline.core.metrics import ccc
+from pipeline.heads.probe.progress import grid_bar
 
 
 def dev_score(head, X_dev: np.ndarray, y_dev: np.ndarray, task_type: str) -> float:
@@ -55,11 +55,18 @@ class BestLayer:
             scores = list(detail.pop("scores"))
         else:  # the reference path: one ordinary fit per layer
             scores = []
-            for layer in tqdm(range(X_train.shape[1]), desc=f"{self.kind}: layers", unit="layer", leave=False):
-                head = self.make().fit(X_train[:, layer], y_train, X_dev[:, layer], y_dev)
-                scores.append(dev_score(head, X_dev[:, layer], y_dev, self.task_type))
-                if best_head is None or scores[-1] > max(scores[:-1]):
-                    best_head = head
+            n_layers, points = X_train.shape[1], getattr(self.head, "grid_points", None)
+            # one bar over layers × the head's grid points (the head's own loop advances it), else layers
+            desc, total = (f"{self.kind}: layers × grid", n_layers * points) if points else (
+                f"{self.kind}: layers", n_layers)
+            with grid_bar(desc, total, unit="fit" if points else "layer", per_point=bool(points)) as step:
+                for layer in range(n_layers):
+                    head = self.make().fit(X_train[:, layer], y_train, X_dev[:, layer], y_dev)
+                    scores.append(dev_score(head, X_dev[:, layer], y_dev, self.task_type))
+                    if best_head is None or scores[-1] > max(scores[:-1]):
+                        best_head = head
+                    if not points:
+                        step()
         self.layer = best_index(scores)
         if best_head is None:
             refit = (detail or {}).pop("refit", None)

@@ -39,6 +39,7 @@ from sklearn.preprocessing import StandardScaler
 
 from pipeline.heads.base import ClassWeightSettings, register_head
 from pipeline.heads.probe.base import FeatureHeadSettings, Head
+from pipeline.heads.probe.progress import grid_bar
 
 DEFAULT_C_GRID = [0.001, 0.01, 0.1, 1.0, 10.0]
 DEFAULT_ALPHA_GRID = [0.1, 1.0, 10.0, 100.0, 1000.0]
@@ -84,6 +85,11 @@ class LogRegHead(Head):
         self.model = None
         self.selection: dict[str, Any] = {}
 
+    @property
+    def grid_points(self) -> int:
+        """Fits one ``fit`` makes (its progress bar's total)."""
+        return len(self.grid)
+
     def _make(self, C: float):
         steps = [StandardScaler()] if self.standardize else []
         return make_pipeline(*steps, self._logreg(C))
@@ -97,12 +103,13 @@ class LogRegHead(Head):
             return self._fit_gram(X_train, y_train, X_dev, y_dev)
         scores = {}
         models = {}
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), grid_bar(f"{self.kind}: C", self.grid_points) as step:
             warnings.simplefilter("ignore", ConvergenceWarning)
             for C in self.grid:
                 model = self._make(C).fit(X_train, y_train)
                 scores[C] = float(balanced_accuracy_score(y_dev, model.predict(X_dev)))
                 models[C] = model
+                step()
         best = max(self.grid, key=lambda c: (scores[c], -c))
         self.model = models[best]
         self.selection = {"param": "C", "chosen": best, "dev_uar": {str(c): s for c, s in scores.items()}}
@@ -123,11 +130,12 @@ class LogRegHead(Head):
         span = TrainingSpan(scaled(X_train))
         R, R_dev = span.coords, span.transform(scaled(X_dev))
         scores, models = {}, {}
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), grid_bar(f"{self.kind}: C", self.grid_points) as step:
             warnings.simplefilter("ignore", ConvergenceWarning)
             for C in self.grid:
                 models[C] = self._logreg(C, tol=GRAM_TOL).fit(R, y_train)
                 scores[C] = float(balanced_accuracy_score(y_dev, models[C].predict(R_dev)))
+                step()
         best = max(self.grid, key=lambda c: (scores[c], -c))
         model = models[best]
         model.coef_ = span.to_features(model.coef_)  # an ordinary fitted LogisticRegression on the features

@@ -21,6 +21,7 @@ from pipeline.core.metrics import ccc
 from pipeline.heads.base import register_head
 from pipeline.heads.probe.base import FeatureHeadSettings, Head
 from pipeline.heads.probe.logreg import DEFAULT_ALPHA_GRID
+from pipeline.heads.probe.progress import grid_bar
 
 
 class RidgeSettings(FeatureHeadSettings):
@@ -41,13 +42,20 @@ class RidgeHead(Head):
         self.model = None
         self.selection: dict[str, Any] = {}
 
+    @property
+    def grid_points(self) -> int:
+        """Fits one ``fit`` makes (its progress bar's total)."""
+        return len(self.grid)
+
     def fit(self, X_train, y_train, X_dev, y_dev) -> "RidgeHead":
         y_train, y_dev = np.asarray(y_train, float), np.asarray(y_dev, float)
         scores, models = {}, {}
-        for alpha in self.grid:
-            steps = [StandardScaler()] if self.standardize else []
-            models[alpha] = make_pipeline(*steps, Ridge(alpha=alpha)).fit(X_train, y_train)
-            scores[alpha] = ccc(y_dev, models[alpha].predict(X_dev))
+        with grid_bar(f"{self.kind}: alpha", self.grid_points) as step:
+            for alpha in self.grid:
+                steps = [StandardScaler()] if self.standardize else []
+                models[alpha] = make_pipeline(*steps, Ridge(alpha=alpha)).fit(X_train, y_train)
+                scores[alpha] = ccc(y_dev, models[alpha].predict(X_dev))
+                step()
         best = max(self.grid, key=lambda a: (np.nan_to_num(scores[a], nan=-2.0), a))
         self.model = models[best]
         self.selection = {"param": "alpha", "chosen": best, "dev_ccc": {str(a): s for a, s in scores.items()}}

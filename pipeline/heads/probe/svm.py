@@ -45,6 +45,7 @@ from pipeline.heads.base import ClassWeightSettings, register_head
 from pipeline.heads.probe.base import FeatureHeadSettings, Head
 from pipeline.heads.probe.gram import FittedSVM, KernelSVM, rbf_from_sqdist, scale_gamma, small_problem_blas, sqdist
 from pipeline.heads.probe.logreg import DEFAULT_ALPHA_GRID
+from pipeline.heads.probe.progress import grid_bar
 
 DEFAULT_SVM_C_GRID = [1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0]
 DEFAULT_GAMMA_GRID = [0.1, 0.3, 1.0, 3.0]  # × gamma='scale'
@@ -90,6 +91,11 @@ class SVMHead(Head):
         self.gamma_grid = [float(g) for g in settings.gamma_grid] if self.kernel == "rbf" else [None]
         self.model = None
         self.selection: dict[str, Any] = {}
+
+    @property
+    def grid_points(self) -> int:
+        """Fits one ``fit`` makes (its progress bar's total)."""
+        return len(self.C_grid) * len(self.gamma_grid)
 
     def _svc(self, C: float, gamma: float | None, kernel: str) -> SVC:
         s = self.settings
@@ -140,13 +146,16 @@ class SVMHead(Head):
         kernel = "precomputed" if gram else self.kernel
         scores: dict[tuple[float, float | None], float] = {}
         fitted: dict[tuple[float, float | None], SVC] = {}
-        for factor in self.gamma_grid:
-            gamma = None if factor is None else factor * unit
-            K, K_dev = inputs(gamma)
-            for C in self.C_grid:
-                svc = self._svc(C, gamma, kernel).fit(K, y_train)
-                scores[(C, factor)] = float(balanced_accuracy_score(y_dev, svc.predict(K_dev)))
-                fitted[(C, factor)] = svc
+        desc = f"{self.kind}: C" if self.kernel == "linear" else f"{self.kind}: C × gamma"
+        with grid_bar(desc, self.grid_points) as step:
+            for factor in self.gamma_grid:
+                gamma = None if factor is None else factor * unit
+                K, K_dev = inputs(gamma)
+                for C in self.C_grid:
+                    svc = self._svc(C, gamma, kernel).fit(K, y_train)
+                    scores[(C, factor)] = float(balanced_accuracy_score(y_dev, svc.predict(K_dev)))
+                    fitted[(C, factor)] = svc
+                    step()
         best = max(scores, key=lambda k: (scores[k], -k[0], -(k[1] or 0.0)))
         C, factor = best
         gamma = None if factor is None else factor * unit
