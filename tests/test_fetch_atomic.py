@@ -33,10 +33,11 @@ def hub(monkeypatch):
     def snapshot_download(repo_id, *, revision, local_dir, allow_patterns, ignore_patterns):
         state["local_dirs"].append(local_dir)
         (local_dir / ".cache" / "huggingface" / "download").mkdir(parents=True, exist_ok=True)
-        (local_dir / "config.json").write_text('{"model_type": "wav2vec2"}')
-        if state["fail"]:
+        if state["fail"]:  # a new revision's first file arrives, then the link drops
+            (local_dir / "config.json").write_text('{"model_type": "wav2vec2", "revision": "new"}')
             (local_dir / ".cache/huggingface/download/abc.etag.incomplete").write_bytes(b"\0" * 10)
             raise state["fail"]
+        (local_dir / "config.json").write_text('{"model_type": "wav2vec2"}')
         (local_dir / "model.safetensors").write_bytes(b"\0" * 100)
         return str(local_dir)
 
