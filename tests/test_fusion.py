@@ -98,6 +98,9 @@ def test_member_not_applicable_skips_the_fusion(tmp_path, member_data):
     stores = {"a": stores["a"], "t": FeatureStore(tmp_path / "t.zarr")}
     res = fuse_run(tmp_path, corpus, stores, "concat", {"type": "concat"})
     assert "no transcripts" in res["skipped"] and "tasks" not in res
+    for folder in (tmp_path / "m" / "concat", tmp_path / "p" / "concat"):  # never an empty DVC output
+        assert [p.name for p in folder.iterdir()] == ["skipped.json"]
+        assert read_json(folder / "skipped.json")["skipped"] == res["skipped"]
 
 
 def test_late_fusion_calibration_uses_dev_only(tmp_path, member_data):

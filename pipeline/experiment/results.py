@@ -35,13 +35,14 @@ def write_skipped(
     result: dict[str, Any], reason: str, *, metrics_path: str | Path, predictions_dir: str | Path,
     model_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Record a combination that does not apply (empty outputs plus a reason the report lists)."""
+    """Record a combination that does not apply: the metrics JSON, the model and the predictions
+    folders each hold ``skipped.json`` with the reason the report lists (an empty folder would be a DVC
+    output DVC warns about on every run: "… is empty")."""
     result["skipped"] = reason
-    if model_dir is not None:
-        with atomic_dir(model_dir) as tmp:
-            write_json(tmp / "skipped.json", result)
-    with atomic_dir(predictions_dir):
-        pass
+    for folder in (model_dir, predictions_dir):
+        if folder is not None:
+            with atomic_dir(folder) as tmp:
+                write_json(tmp / "skipped.json", result)
     write_json(metrics_path, result)
     return result
 
