@@ -40,6 +40,15 @@ needs_emodb = pytest.mark.skipif(not EMODB.is_dir(), reason="shared EmoDB sample
 needs_ravdess = pytest.mark.skipif(not RAVDESS_MP4.exists(), reason="shared RAVDESS sample not present")
 
 
+def ravdess_frames_at(fps: float, size: int = 224):
+    """The shared RAVDESS clip's frames as the segment stage decodes them (skips when it is absent)."""
+    if not RAVDESS_MP4.exists():
+        pytest.skip("shared RAVDESS sample not present")
+    from pipeline.core.media import decode_frames
+
+    return decode_frames(RAVDESS_MP4, fps=fps, size=size)
+
+
 @pytest.fixture(scope="session")
 def tiny_demo(tmp_path_factory) -> Path:
     """A small demo corpus tree (4 speakers × 4 emotions × 2) generated once per session."""

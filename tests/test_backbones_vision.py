@@ -13,9 +13,8 @@ import pytest
 from pipeline.core.errors import ConfigError, BackboneError
 from pipeline.features.backbones.base import build_backbone
 from pipeline.features.backbones.videomae import clip_spans, sample_indices
-from pipeline.core.media import decode_frames
 from tests import factories
-from tests.conftest import RAVDESS_MP4, ROOT, needs_ravdess
+from tests.conftest import ROOT, needs_ravdess, ravdess_frames_at
 
 RNG = np.random.default_rng(0)
 
@@ -26,9 +25,7 @@ def random_frames(n: int, size: int = 40) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def ravdess_frames():
-    if not RAVDESS_MP4.exists():
-        pytest.skip("shared RAVDESS sample not present")
-    return decode_frames(RAVDESS_MP4, fps=2, size=224)
+    return ravdess_frames_at(fps=2)
 
 
 @pytest.fixture(scope="module")

@@ -25,10 +25,10 @@ import pytest
 
 from pipeline.core.audio import even_windows
 from pipeline.core.errors import BackboneError
-from pipeline.core.media import decode_audio, decode_frames
+from pipeline.core.media import decode_audio
 from pipeline.features.backbones.base import build_backbone
 from tests import factories as F
-from tests.conftest import EMODB, RAVDESS_MP4
+from tests.conftest import EMODB, ravdess_frames_at
 
 SR = 16000
 MIN_COS = 0.9999
@@ -66,9 +66,7 @@ def audio():
 
 @pytest.fixture(scope="module")
 def frames():
-    if not RAVDESS_MP4.exists():
-        pytest.skip("shared RAVDESS sample not present")
-    return decode_frames(RAVDESS_MP4, fps=5, size=224)
+    return ravdess_frames_at(fps=5)
 
 
 @pytest.fixture(scope="module")
