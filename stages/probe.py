@@ -10,9 +10,8 @@ from __future__ import annotations
 import sys
 
 from pipeline.core import manifest
-from pipeline.core.config import LabelMap, cross_key, section
+from pipeline.core.config import cross_key, run_settings, section
 from pipeline.core.paths import experiment_path, model_dir, predictions_dir, prepared_dir, store_path
-from pipeline.core.settings import parse
 from pipeline.core.store import FeatureStore
 from pipeline.experiment.cross import dropped_line
 from pipeline.experiment.results import summary_lines
@@ -43,8 +42,8 @@ def main(args, params) -> None:
 
 def cross(args, params, settings) -> None:
     """Train on ``args.corpus``, test on ``args.test_corpus`` through ``run.label_maps.<args.label_map>``."""
-    where = f"run.label_maps.{args.label_map}"
-    lmap = parse(LabelMap, section(params, "run", "label_maps", args.label_map), where)
+    # through the whole run section: a map is checked against its own classes there, with the items naming it
+    lmap = run_settings(params).label_maps[args.label_map]
     key = cross_key(args.corpus, args.test_corpus)
     result = run_cross_probe(
         manifest.load(prepared_dir(args.corpus)),

@@ -22,6 +22,7 @@ import logging
 import re
 import threading
 import warnings
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,12 +108,9 @@ class LoadReport:
 
     def as_dict(self) -> dict[str, Any]:
         """For ``describe()``: counts, ignored tensors counted by reason, full lists of the problems."""
-        reasons: dict[str, int] = {}
-        for reason in self.ignored.values():
-            reasons[reason] = reasons.get(reason, 0) + 1
         return {
             "loaded": len(self.loaded),
-            "ignored": reasons,
+            "ignored": dict(Counter(self.ignored.values())),
             "missing": list(self.missing),
             "unexpected": list(self.unexpected),
             "shape_mismatch": list(self.shape_mismatch),

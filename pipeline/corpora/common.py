@@ -133,7 +133,7 @@ def check_unique(keys: pd.Series, path: Path, what: str) -> None:
 
 
 def split_counts(df: pd.DataFrame) -> dict[str, int]:
-    """Rows per split, for ``Corpus.info``."""
+    """Rows per split (of items, or of per-subject/per-session rows), for ``Corpus.info``."""
     return {s: int(n) for s, n in df["split"].value_counts().sort_index().items()}
 
 

@@ -438,14 +438,8 @@ def prepare_daicwoz(s: DaicWozSettings, out_dir: Path) -> Corpus:
             "known_fixes": s.known_fixes and layout == "daicwoz",
             "merge_gap": s.merge_gap,
             "splits": split_counts(df),
-            "sessions": {k: int(n) for k, n in per_session["split"].value_counts().sort_index().items()},
-            "depressed_sessions": {
-                k: int(n)
-                for k, n in per_session.loc[per_session["depression"] == "depressed", "split"]
-                .value_counts()
-                .sort_index()
-                .items()
-            },
+            "sessions": split_counts(per_session),
+            "depressed_sessions": split_counts(per_session[per_session["depression"] == "depressed"]),
             "turn_seconds": {"total": round(float(seconds.sum()), 3), "median": round(float(seconds.median()), 3)},
             "phq8_binary_mismatch": mismatched,
             "unlisted_sessions": [p for p in present if p not in listed],

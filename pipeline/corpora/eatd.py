@@ -202,14 +202,8 @@ def prepare_eatd(s: EatdSettings, out_dir: Path) -> Corpus:
             "sds_mismatch": mismatched,
             "missing_text": missing_text,
             "splits": split_counts(df),
-            "subjects": {s: int(n) for s, n in per_subject["split"].value_counts().sort_index().items()},
-            "depressed_subjects": {
-                s: int(n)
-                for s, n in per_subject.loc[per_subject["depression"] == "depressed", "split"]
-                .value_counts()
-                .sort_index()
-                .items()
-            },
+            "subjects": split_counts(per_subject),
+            "depressed_subjects": split_counts(per_subject[per_subject["depression"] == "depressed"]),
         },
     )
     validate(corpus, str(root))

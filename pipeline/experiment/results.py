@@ -77,7 +77,7 @@ def uncertainty_fields(entry: dict[str, Any], split: str) -> dict[str, Any]:
     """
     metrics = entry[split]
     ci = metrics.get("ci") or {}
-    positive = next((k.removesuffix("_f1") for k in metrics if k.endswith("_f1") and k not in ("macro_f1", "weighted_f1")), None)
+    positive = entry.get("positive")
     notes = list(dict.fromkeys(f.get("dev_note", "") for f in entry.get("folds", []) if f.get("dev_note")))
     seeds = entry.get("seed_summary", {}).get(split)
     return {

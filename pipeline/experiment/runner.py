@@ -201,7 +201,8 @@ def _task_entry(data: TaskData, runs: list[tuple[dict[str, Any], list[pd.DataFra
     task = data.task
     per_fold = [record for record, _ in runs]
     table = pd.concat([frame for _, frames in runs for frame in frames], ignore_index=True)
-    entry: dict[str, Any] = {"type": task.type, "unit": task.unit, "classes": task.classes, "folds": per_fold}
+    entry: dict[str, Any] = {"type": task.type, "unit": task.unit, "classes": task.classes, "positive": task.positive,
+                             "folds": per_fold}
     for split in ("dev", "test"):
         part = table[table["split"] == split]
         if part.empty:

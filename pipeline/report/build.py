@@ -175,7 +175,7 @@ def write_plots(out: Path, metrics_dir: Path, results: list[dict], comparisons: 
             if entry.get("type") == "regression":
                 continue
             src = pred_dir / f"{task}.csv"
-            preds = pd.read_csv(src)
+            preds = pd.read_csv(src, keep_default_na=False, na_values=[""])  # as paired.py reads it: a label 'NA' stays a label
             test = preds[preds["split"] == "test"]
             if test.empty:
                 test = preds

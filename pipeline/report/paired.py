@@ -103,10 +103,12 @@ def compare(results: list[dict[str, Any]], metrics_dir: str | Path,
     for (corpus, task, kind, _, _), systems in sorted(collect_systems(results, Path(metrics_dir)).items(),
                                                       key=lambda kv: kv[0][:2]):
         systems = sorted(systems, key=lambda s: -(s["value"] if s["value"] is not None and np.isfinite(s["value"]) else -np.inf))
-        for a, b in itertools.combinations(systems, 2):
-            clusters = Clusters.of(a["seeds"][0].units)
+        # one group shares its test items, so its clusters and each system's statistics are computed once
+        clusters = Clusters.of(systems[0]["seeds"][0].units)
+        stats = [_stats(s, kind, clusters) for s in systems]
+        for (i, a), (j, b) in itertools.combinations(enumerate(systems), 2):
             k = len(a["classes"]) if kind == "classification" else None
-            data = PairedData(_stats(a, kind, clusters), _stats(b, kind, clusters), metric_scorer(kind, a["metric"], k), clusters)
+            data = PairedData(stats[i], stats[j], metric_scorer(kind, a["metric"], k), clusters)
             row = {"corpus": corpus, "task": task, "split": "test", "a": a["name"], "b": b["name"],
                    "metric": a["metric"], "a_value": a["value"], "b_value": b["value"],
                    "n": len(a["seeds"][0].ids), **paired_test(data, settings)}

@@ -214,14 +214,13 @@ class ClapBackbone(Backbone):
         from transformers import ClapConfig, ClapModel
 
         from pipeline.core.runtime import file_digest
-        from pipeline.features.backbones.laion_clap import convert_into, read_checkpoint, text_branch_kind
+        from pipeline.features.backbones.laion_clap import convert_into, read_checkpoint, text_tower_plan
 
         name = self.name
         config = settings.config
         self.model_dir = Path(settings.checkpoint)
         state = read_checkpoint(self.model_dir, trust=settings.trust_checkpoint)
-        kind = text_branch_kind(state)
-        skip_text = settings.text_tower == "skip" or (settings.text_tower == "auto" and kind != "roberta")
+        _, skip_text = text_tower_plan(state, settings.text_tower)
         if isinstance(config, dict):
             if skip_text:  # the text model stays unused: a one-layer placeholder, not a random RoBERTa-base
                 config = {**config, "text_config": {**(config.get("text_config") or {}), **_PLACEHOLDER_TEXT_CONFIG}}
@@ -312,7 +311,8 @@ class ClapBackbone(Backbone):
         is_longer = [False] * len(waves)
         for i in long:
             features[i], is_longer[i] = self._long_fusion_mel(waves[i])
-        short = [i for i in range(len(waves)) if i not in set(long)]
+        long_set = set(long)
+        short = [i for i in range(len(waves)) if i not in long_set]
         if short:
             inputs = self.extractor(
                 [waves[i] for i in short], sampling_rate=self.rate, return_tensors="np",

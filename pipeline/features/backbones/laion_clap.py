@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,12 +158,9 @@ class Conversion:
 
     def report(self) -> dict[str, Any]:
         """Summary for ``describe()``: counts, and full key lists where something did not map."""
-        reasons: dict[str, int] = {}
-        for reason in self.ignored.values():
-            reasons[reason] = reasons.get(reason, 0) + 1
         return {
             "mapped": len(self.state_dict),
-            "ignored": reasons,
+            "ignored": dict(Counter(self.ignored.values())),
             "rebuilt": len(self.rebuilt),
             "unexpected": self.unexpected,
             "missing": self.missing,
@@ -246,6 +244,15 @@ def text_branch_kind(laion_state: dict[str, Any]) -> str:
     return "none"
 
 
+def text_tower_plan(laion_state: dict[str, Any], text_tower: str = "auto") -> tuple[str, bool]:
+    """(the checkpoint's text-branch kind, whether its text tower is skipped) under ``text_tower``:
+    the one rule both the model config (a placeholder text model when skipped) and the conversion use."""
+    if text_tower not in ("auto", "roberta", "skip"):
+        raise ValueError(f"text_tower must be 'auto', 'roberta' or 'skip', not {text_tower!r}")
+    kind = text_branch_kind(laion_state)
+    return kind, text_tower == "skip" or (text_tower == "auto" and kind != "roberta")
+
+
 def convert_into(
     model: Any, laion_state: dict[str, Any], strict: bool = True, where: str = "", text_tower: str = "auto"
 ) -> Conversion:
@@ -260,10 +267,7 @@ def convert_into(
     ``"skip"`` always skips. Skipped text tensors are recorded in ``ignored`` with the reason and
     ``ClapModel``'s text tensors are left random, recorded in ``text_tower`` (never "missing").
     """
-    if text_tower not in ("auto", "roberta", "skip"):
-        raise ValueError(f"text_tower must be 'auto', 'roberta' or 'skip', not {text_tower!r}")
-    kind = text_branch_kind(laion_state)
-    skip = text_tower == "skip" or (text_tower == "auto" and kind != "roberta")
+    kind, skip = text_tower_plan(laion_state, text_tower)
     tower: dict[str, Any] = {"kind": kind, "status": "mapped"}
     if skip:
         reason = (

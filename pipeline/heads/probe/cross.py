@@ -20,7 +20,7 @@ from pipeline.core.errors import HeadError
 from pipeline.core.manifest import Corpus
 from pipeline.core.store import FeatureStore
 from pipeline.experiment.cross import cross_corpus, store_rows
-from pipeline.experiment.results import write_skipped
+from pipeline.experiment.results import experiment_header, write_skipped
 from pipeline.heads.base import head_settings
 from pipeline.heads.probe.run import run_features, select_layer
 
@@ -48,7 +48,7 @@ def run_cross_probe(
     joined, info = cross_corpus(train, test, name, lmap)
     store_a, store_b = stores
     backbone = store_a.attrs.get("backbone", store_a.path.stem)
-    result: dict[str, Any] = {"corpus": joined.name, "backbone": backbone, "head": head_name,
+    result: dict[str, Any] = {**experiment_header(joined, backbone, head_name),
                               "train_corpus": train.name, "test_corpus": test.name, "cross_corpus": info}
     outputs = {"model_dir": model_dir, "metrics_path": metrics_path, "predictions_dir": predictions_dir}
     for corpus, store in ((train, store_a), (test, store_b)):
