@@ -6,8 +6,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-REQ_HASH := $(shell cat requirements.txt constraints.txt requirements-nodeps.txt | sha1sum | cut -c1-12)
-TEST_HASH := $(shell cat requirements-test.txt | sha1sum | cut -c1-12)
+REQ_HASH := $(shell cat requirements.txt constraints.txt requirements-nodeps.txt pyproject.toml | sha1sum | cut -c1-12)
+TEST_HASH := $(shell cat requirements-test.txt requirements-test-nodeps.txt | sha1sum | cut -c1-12)
 STAMP := $(VENV)/.installed-$(REQ_HASH)
 TEST_STAMP := $(VENV)/.test-installed-$(TEST_HASH)
 # pip's log goes to a file; it is shown (minus the local-mirror "Location" noise) only on failure.
@@ -24,18 +24,21 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt constraints.txt requirements-nodeps.txt
+$(STAMP): requirements.txt constraints.txt requirements-nodeps.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing the pinned stack into $(VENV) (one pip run, constraints.txt)..."
 	@$(PIP) -r requirements.txt -c constraints.txt $(LOGGED)
 	@$(PIP) --no-deps -r requirements-nodeps.txt $(LOGGED)
+	@# this clone itself, editable: the `affectbench` console script in $(BIN)
+	@$(PIP) --no-deps --no-build-isolation -e . $(LOGGED)
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
 setup-test: $(TEST_STAMP)
 
-$(TEST_STAMP): $(STAMP) requirements-test.txt
+$(TEST_STAMP): $(STAMP) requirements-test.txt requirements-test-nodeps.txt
 	@$(PIP) -r requirements-test.txt -c constraints.txt $(LOGGED)
+	@$(PIP) --no-deps --ignore-requires-python -r requirements-test-nodeps.txt $(LOGGED)
 	@rm -f $(VENV)/.test-installed-*
 	@touch $@
 
