@@ -27,6 +27,9 @@ SHELLS = {"bash", "sh", "shell", "console"}
 
 # The commands the test runs for real (read-only, seconds each). Anything else is only parsed.
 CHEAP = (
+    "affectbench --help",
+    "affectbench list backbones",
+    "affectbench validate",
     "python -m pipeline.tools.validate",
     "python -m pipeline.tools.catalog backbones --options",
 )
@@ -244,3 +247,15 @@ def test_make_repro_prints_the_leaderboard_once(tmp_path):
     title = (tmp_path / "metrics" / "leaderboard.md").read_text().splitlines()[0]
     assert title.startswith("# ") and title not in res.stdout, res.stdout
     assert "leaderboard.md" in res.stdout  # the stage still says where it is
+
+
+def test_every_affectbench_subcommand_the_readme_names_exists():
+    import typer.main
+
+    from pipeline.tools.cli import app
+
+    known = set(typer.main.get_command(app).commands)
+    named = [(line, c[1]) for line, cmd in ALL for c in simple_commands(cmd) if c[0] == "affectbench" and c[1:]
+             and not c[1].startswith("-")]
+    assert named, "expected affectbench examples in the README"
+    assert not [(line, sub) for line, sub in named if sub not in known], known

@@ -101,7 +101,7 @@ def dvc(bin_dir: Path, *args: str) -> int:
     if not exe.exists():
         fail(f"{exe}: DVC is not installed in this venv; run `make setup`")
     typer.echo(f"$ dvc {shlex.join(args)}")
-    return subprocess.run([str(exe), *args], env=tool_env(bin_dir)).returncode
+    return subprocess.run([str(exe), *args], check=False, env=tool_env(bin_dir)).returncode
 
 
 # ---------------------------------------------------------------------------------------------- list
@@ -125,7 +125,8 @@ def list_(
     """List corpus recipes, backbone types or head types (from the registries) with their options."""
     import difflib
 
-    from pipeline.tools.catalog import HEADERS, options as entry_options, rows
+    from pipeline.tools.catalog import HEADERS, rows
+    from pipeline.tools.catalog import options as entry_options
 
     registry = _registry(kind)
     if name is not None:
@@ -137,7 +138,9 @@ def list_(
         show_entry(kind, entries[name], entry_options(entries[name]))
         return
     headers = HEADERS[kind.value][:SUMMARY_COLUMNS.get(kind.value)]
-    table = Table(*headers, title=f"{kind.value} ({len(registry.entries())})")
+    table = Table(title=f"{kind.value} ({len(registry.entries())})")
+    for i, header in enumerate(headers):
+        table.add_column(header, no_wrap=i == 0)  # a name is what gets copied: never broken
     for cells in rows(kind.value):
         table.add_row(*(c.replace("`", "") for c in cells[:len(headers)]))
     console.print(table)
@@ -304,11 +307,14 @@ def show_leaderboard(path: Path, corpora: list[str] | None = None) -> None:
     rows = [r for r in rows if r["split"] == splits.get(r["corpus"], "dev")]
     from pipeline.report.build import _score
 
-    table = Table("corpus", "task", "backbone", "head", "split", "uar [95 % CI]", "macro F1", "ccc", "n",
-                  title="leaderboard (metrics/leaderboard.md has every column and the paired tests)")
+    scores = [(title, key) for title, key in (("uar [95 % CI]", "uar"), ("macro F1", "macro_f1"), ("ccc", "ccc"))
+              if any(r.get(key) is not None for r in rows)]  # a column no row fills is left out
+    table = Table(title="leaderboard (metrics/leaderboard.md has every column and the paired tests)")
+    for header in ("corpus", "task", "backbone", "head", "split", *(t for t, _ in scores), "n"):
+        table.add_column(header, no_wrap=header in ("corpus", "backbone", "head"))
     for r in rows:
-        table.add_row(r["corpus"], r["task"], r["backbone"], r["head"], r["split"], _score(r, "uar"),
-                      _score(r, "macro_f1"), _score(r, "ccc"), str(r.get("n", "")))
+        table.add_row(r["corpus"], r["task"], r["backbone"], r["head"], r["split"],
+                      *(_score(r, key) for _, key in scores), str(r.get("n", "")))
     console.print(table)
 
 
