@@ -269,6 +269,8 @@ def run(
 ) -> None:
     """Run an experiment: a corpus × backbones × probe heads, as `dvc exp run -S …` (results land in the
     workspace and in `dvc exp show`; compare with `dvc metrics diff` / `dvc exp show --only-changed`)."""
+    if root:  # relative to where the user typed it, not to the project root the command cds into
+        root = str(Path(root).expanduser().resolve())
     _, bin_dir = enter_project()
     backbones, heads = list(backbone or []), list(head or [])
     summary = check_run(Path("params.yaml"), corpus, root, recipe, backbones, heads)
