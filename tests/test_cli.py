@@ -84,11 +84,11 @@ def test_run_checks_names_before_dvc_and_prints_the_dvc_command():
     result = invoke("run", "-c", "emodb", "--root", str(ROOT), "-b", "egemaps", "-H", "logreg", "--dry")
     assert result.exit_code == 0, result.output
     assert f"++corpora.emodb.root={ROOT}" in result.output
+    assert "'run.backbones=[egemaps]'" in result.output
     # a relative root is relative to where it was typed, not to the project root the command cds into
     result = invoke("run", "-c", "emodb", "--root", "..", "--dry", cwd=ROOT / "pipeline")
     assert result.exit_code == 0, result.output
     assert f"++corpora.emodb.root={ROOT}" in result.output
-    assert "'run.backbones=[egemaps]'" in result.output
 
 
 @pytest.mark.parametrize("value", ["/data/emodb", "/data/my corpus, v2 [final]", "it's", "null", "12", "a=b"])
