@@ -408,6 +408,8 @@ def test_export_model_file_problems_are_one_line(tmp_path, monkeypatch):
     (tmp_path / "list.yaml").write_text("- egemaps\n")
     with pytest.raises(ConfigError, match=r"list\.yaml: must be a mapping"):
         load_model(str(tmp_path / "list.yaml"))
+    with pytest.raises(ConfigError, match=r"nope\.yaml: cannot read it: No such file"):
+        load_model(str(tmp_path / "nope.yaml"))
     monkeypatch.setenv(MODEL_ENV, str(model_file(tmp_path / "env.json", backbone=egemaps)))
     assert load_model().scene_embedding_size == 88  # load_model("") reads the file the variable names
 

@@ -28,8 +28,10 @@ directory. The backbone's own options decide everything else (``device``, ``pool
 - ``get_timestamp_embeddings``: with ``timestamps: frames`` (``auto``'s choice when the backbone has
   frame features: hf_audio, emotion2vec, opensmile with ``lld: true``, resemblyzer with
   ``partials: true``, hear with ``frames: true``) the backbone's frames, timestamped at the centre of
-  each frame period, (i + 0.5) × 1000 / frame_rate ms; every sound of a batch must give the same
-  number of frames (resemblyzer's VAD may not: use ``windows``). With ``timestamps: windows`` (``auto``'s
+  each frame period, (i + 0.5) × 1000 / frame_rate ms (exact for frames that tile the input; a frame
+  whose window is longer than the hop is centred a little later: wav2vec2's 25-ms receptive field at a
+  20-ms hop by 2.5 ms, openSMILE's 20-ms LLD frames at a 10-ms hop by 5 ms); every sound of a batch
+  must give the same number of frames (resemblyzer's VAD may not: use ``windows``). With ``timestamps: windows`` (``auto``'s
   choice otherwise) the scene embedding of a ``window_ms`` window centred every ``hop_ms`` from 0 ms to
   the end of the sound, each window cut to the sound (no zero padding, which would change e.g. eGeMAPS
   functionals): one backbone call per window, so cost grows with window / hop.
@@ -117,11 +119,11 @@ def _read(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except OSError as err:
-        raise ConfigError(f"{path}: cannot read the HEAR model file: {err.strerror}") from err
+        raise ConfigError(f"{path}: cannot read it: {err.strerror}") from err
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not YAML/JSON: {str(err).splitlines()[0]}") from err
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: must be a mapping (backbone, params, layer, ...), got {type(data).__name__}")
+        raise ConfigError(f"{path}: must be a mapping of keys, got {type(data).__name__}")
     return data
 
 

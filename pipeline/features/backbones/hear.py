@@ -144,7 +144,8 @@ def source_digest(module: Any) -> str | None:
     "hear", description="any HEAR 2021 module (`load_model`, scene / timestamp embeddings), audio resampled to its rate",
     settings=HearSettings, licence="that of the module and its weights", weights="the module's own (`model_file`)",
     verified="the module's own `get_scene_embeddings` / `get_timestamp_embeddings` on the .wav read by "
-             "`librosa.load(sr=model.sample_rate)` (hearbaseline's naive module): cos ≥ 0.9999, equal timestamp counts",
+             "`librosa.load(sr=model.sample_rate)` (hearbaseline's naive module, its librosa ≥ 0.10 call mended): "
+             "cos ≥ 0.9999, equal timestamp counts",
     verified_by="tests/test_hear.py::test_hear_backbone_equals_the_module_on_librosa_loaded_audio",
 )
 class HearBackbone(Backbone):
