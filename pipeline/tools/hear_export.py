@@ -3,8 +3,11 @@
 The API is HEAR 2021's (https://hearbenchmark.com/hear-api.html; checked with ``hear-validator``
 2021.0.6): this module exposes ``load_model(model_file_path)``, ``get_scene_embeddings(audio, model)``
 and ``get_timestamp_embeddings(audio, model)``, so the HEAR tools (``hear-validator``, heareval's
-embedding runner) take it by name, with the model file as their ``--model`` / ``-m`` argument. Run them
-from the repository root (or with it on ``PYTHONPATH``) so that ``pipeline`` is importable.
+embedding runner) take it by name, with the model file as their ``--model`` / ``-m`` argument. ``pipeline``
+must be importable there: ``PYTHONPATH=.`` from the repository root (console scripts do not search the
+working directory) or this clone installed (``pip install --no-deps -e .``). ``hear-validator`` itself
+imports TensorFlow, which this project's environment does not install: run it where TensorFlow is
+(``tests/test_hear.py`` runs its checks here with a stand-in).
 
 The model file (YAML or JSON) names the backbone and how its outputs become HEAR embeddings::
 
