@@ -386,7 +386,5 @@ def prepare_lhotse(s: LhotseSettings, out_dir: Path) -> Corpus:
         info[f"{'cuts' if kind == 'cuts' else 'recordings'}_without_supervisions"] = without
     if reader.downmixed:
         info["downmixed"] = reader.downmixed  # supervisions on some channels of a file read as its average
-    if s.protocol is None:
-        s = s.replace(protocol="official" if official else "kfold")
     items, labels = pd.DataFrame(reader.rows), pd.DataFrame(reader.labels, columns=reader.columns)
     return labelled_corpus(name, root, items, labels, reader.where, source, s, info=info)

@@ -305,7 +305,7 @@ def _apply_protocol(df: pd.DataFrame, protocol: str, s: LabelSettings, name: str
 
 def labelled_corpus(
     name: str, root: Path, items: pd.DataFrame, labels: pd.DataFrame, where: list[str], source: str | Path,
-    s: LabelSettings, *, split_from: str = "split column", info: dict[str, Any] | None = None,
+    s: LabelSettings, *, info: dict[str, Any] | None = None,
 ) -> Corpus:
     """The part every label-table recipe shares: task labels, speakers, the protocol, validation.
 
@@ -314,14 +314,14 @@ def labelled_corpus(
     split, ``train``/``dev``/``test``), ``group`` (empty: the speaker), ``start``/``end``. ``labels``
     holds the task columns as strings ("" = unlabelled for that task). ``where[i]`` starts row i's
     error messages (``file:line``, ``file: supervision 'x'``); ``source`` names the file (or folder)
-    for errors about the whole table; ``split_from`` says what would carry an official split there.
+    for errors about the whole table. The default protocol is ``official`` when ``items`` has a split.
     """
     df = items.reset_index(drop=True).copy()
     labels = labels.reset_index(drop=True)
     has_split = "split" in df.columns
     protocol = s.protocol or ("official" if has_split else "kfold")
     if protocol == "official" and not has_split:
-        raise ManifestError(f"params.yaml: corpora.{name}.protocol is 'official' but {source} has no {split_from}; "
+        raise ManifestError(f"params.yaml: corpora.{name}.protocol is 'official' but {source} has no split column; "
                             f"allowed without one: ['kfold', 'loso', 'random_split']")
     has_speaker = "speaker" in df.columns and bool(df["speaker"].astype(str).str.strip().ne("").any())
     if has_speaker:
