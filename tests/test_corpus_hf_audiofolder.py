@@ -10,7 +10,7 @@ import pytest
 from pipeline.core.errors import ConfigError, ManifestError
 from pipeline.corpora.base import get_recipe
 from tests.data.hf_audiofolder.data import EMOTIONS, generate, write_metadata
-from tests.data.media import write_wav
+from tests.data.media import write_mp4, write_wav
 
 TASKS = {"emotion": {"type": "classification"}, "valence": {"type": "regression"}}
 
@@ -89,6 +89,14 @@ def test_id_speaker_text_and_group_columns(in_tmp_cwd):
     assert list(df.index) == [f"u{k}" for k in range(8)] and df.loc["u5", ["speaker", "text"]].tolist() == ["B", "words 5"]
     assert corpus.info["unlabelled"] == {"valence": 4} and corpus.info["not_in_metadata"] == 32
     assert df.loc["u1", "group"] == "x" and df.groupby("group")["split"].nunique().max() == 1
+    # an "id" column is the id by default; a video container is an audio-visual item
+    write_mp4(root / "02/clip.mp4")
+    rows = [{"id": r["uid"], **{k: v for k, v in r.items() if k != "uid"}} for r in rows]
+    rows += [rows[-1] | {"file_name": "02/clip.mp4", "id": "", "who": "C"}]
+    write_metadata(root / "metadata.csv", rows)
+    df = prepare(root, speaker="who", protocol="loso").manifest.set_index("id")
+    assert list(df.index) == [f"u{k}" for k in range(8)] + ["02_clip"]
+    assert df.loc["02_clip", "video"] == df.loc["02_clip", "audio"] == "flat/02/clip.mp4" and df.loc["u0", "video"] == ""
 
 
 def test_cache_goes_to_the_working_directory_not_home(tree, monkeypatch, tmp_path_factory):

@@ -16,7 +16,8 @@ Layout (what datasets recognises)::
                                                                file is at the same depth under ≥ 2 folders
 
 Items: one per audio file datasets lists (a metadata row, or every file in label mode); ``id`` =
-the ``id`` column when set, else the file's path under root without extension, ``/`` → ``_``.
+the ``id`` column (or the column the ``id`` option names) when there is one, else the file's path
+under root without extension, ``/`` → ``_``.
 Every metadata column is read as text, exactly as written (speaker ``03`` stays ``03``; datasets
 would otherwise infer ``3``); ClassLabel values become their names. A video container
 (.mp4 .avi .mkv .mov .webm .flv) is an audio-visual item (``video`` = the same file).
@@ -31,7 +32,7 @@ Options (``params.yaml`` → ``corpora.<name>``; ``recipe: hf_audiofolder``)::
           emotion: {type: classification}           # the metadata column "emotion"
           # emotion: {column: label}                # folder-name labels
           # valence: {type: regression, column: V}
-        id: null                  # column holding item ids (default: derived from the path)
+        id: null                  # column holding item ids (default: "id" when present, else from the path)
         speaker: null             # column holding the speaker (default: "speaker" when present)
         text: null                # column holding the transcript (default: "text" when present)
         group: null               # column holding the unit kept on one side (session, dialogue)
@@ -78,7 +79,7 @@ METADATA = ("metadata.csv", "metadata.jsonl", "metadata.parquet")
 
 
 class HfAudioFolderSettings(LabelSettings):
-    id: str | None = None  # column holding item ids (default: the path under root without extension, / → _)
+    id: str | None = None  # column holding item ids (default: "id" when present, else the path without extension)
     speaker: str | None = None  # column holding the speaker (default: "speaker" when there is one)
     text: str | None = None  # column holding the transcript (default: "text" when there is one)
     group: str | None = None  # column holding the unit kept on one side of a split (session, dialogue)
@@ -157,7 +158,7 @@ class Columns:
     def __init__(self, s: HfAudioFolderSettings, features, root: Path):
         self.features, self.source = features, display_path(root)
         present = set(features) - {"audio"}
-        self.id = self.named(s.id)
+        self.id = self.named(s.id) if s.id else "id" if "id" in present else None
         self.speaker = self.named(s.speaker) if s.speaker else "speaker" if "speaker" in present else None
         self.text = self.named(s.text) if s.text else "text" if "text" in present else None
         self.group = self.named(s.group)
