@@ -108,7 +108,7 @@ def test_without_parts_the_protocol_is_kfold_by_speaker(in_tmp_cwd):
     root = generate(Path("flat"), parts=False)
     corpus = prepare(root, folds=3)
     df = corpus.manifest
-    assert corpus.info["protocol"] == "kfold" and corpus.info["parts"] == {"None": "train"}
+    assert corpus.info["protocol"] == "kfold" and corpus.info["parts"] == {"(no part)": "train"}
     assert df.groupby("speaker")["fold"].first().to_dict() == {"s1": 0, "s2": 1, "s3": 2, "s4": 0, "s5": 1}
     assert prepare(root, protocol="loso").manifest["fold"].nunique() == 5
     split = prepare(root, protocol="random_split", seed=1).manifest
@@ -248,7 +248,8 @@ def test_cut_manifests_beside_supervisions_and_cut_types(tree):
     cuts.to_file(tree / "manifests" / f"{PREFIX}_cuts_train.jsonl.gz")
     with pytest.raises(ManifestError, match=r"holds both cuts and recordings/supervisions manifests .* set kind"):
         prepare(tree)
-    assert len(prepare(tree, kind="supervisions").manifest) == 40
+    supervised = prepare(tree, kind="supervisions")
+    assert len(supervised.manifest) == 40 and not any("_cuts_" in f for f in supervised.info["manifests"])
     assert len(prepare(tree, kind="cuts", protocol="loso").manifest) == 24  # only the train part has cuts
     first, second = list(cuts)[:2]
     CutSet.from_cuts([first.mix(second)]).to_file(tree / "manifests" / f"{PREFIX}_cuts_train.jsonl.gz")

@@ -88,7 +88,6 @@ from pipeline.corpora.base import register_corpus
 from pipeline.corpora.common import corpus_root, media
 from pipeline.corpora.manifest import LabelSettings, corpus_name, labelled_corpus, parse_tasks
 
-KINDS = ("recordings", "supervisions", "cuts")
 FILE_NAME = re.compile(r"(?:(?P<prefix>.+)_)?(?P<kind>recordings|supervisions|cuts)(?:_(?P<part>[^.]+))?\.jsonl(?:\.gz)?")
 PART_SPLITS = ((("train",), "train"), (("dev", "val"), "dev"), (("test", "eval"), "test"))
 SPLIT_ORDER = {"train": 0, "dev": 1, "test": 2}
@@ -142,7 +141,8 @@ def find_manifests(folder: Path, prefix: str | None, kind: str) -> tuple[str | N
                                 f"{prefix!r}; set kind: supervisions or kind: cuts")
         kind = "cuts" if "cuts" in kinds else "supervisions"
     wanted = ("cuts",) if kind == "cuts" else ("recordings", "supervisions")
-    chosen = {part: files for part, files in parts.items() if set(wanted) & set(files)}
+    chosen = {part: {k: f for k, f in files.items() if k in wanted} for part, files in parts.items()
+              if set(wanted) & set(files)}
     if not chosen:
         raise ManifestError(f"{folder}: no {' or '.join(wanted)} manifests with prefix {prefix!r}")
     for part, files in chosen.items():
@@ -377,7 +377,7 @@ def prepare_lhotse(s: LhotseSettings, out_dir: Path) -> Corpus:
 
     info: dict[str, Any] = {
         "manifests": [display_path(f) for p in read for f in parts[p].values()],
-        "kind": kind, "prefix": prefix, "parts": {str(p): split_of[p] for p in read},
+        "kind": kind, "prefix": prefix, "parts": {p or "(no part)": split_of[p] for p in read},
     }
     skipped = sorted(str(p) for p in parts if p not in read)
     if skipped:
