@@ -55,6 +55,9 @@ recordings from landing on both sides of a split. Errors name the label file and
 required column, malformed JSONL line, unknown label (when ``classes`` are given), duplicate id,
 path escaping the root, bad split value, non-numeric regression/segment value.
 
+The second half of this recipe — :class:`LabelSettings` (tasks and protocol options) and
+:func:`labelled_corpus` (labels, speakers, protocol, validation of an item table) — is shared by
+the recipes that read other label formats: ``lhotse``, ``hf_audiofolder`` and ``audformat``.
 """
 
 from __future__ import annotations
@@ -89,20 +92,16 @@ class TaskSpec(Settings):
     unit: Literal["utterance", "speaker"] = "utterance"
 
 
-class ManifestSettings(FoldSettings):
-    file: str  # the CSV/TSV/JSONL label file (relative to root, or absolute)
+class LabelSettings(FoldSettings):
+    """Options of every recipe that reads labels from a table the user names (this one, ``lhotse``,
+    ``hf_audiofolder``, ``audformat``): the tasks, the protocol and its knobs."""
+
     tasks: dict[str, TaskSpec | None]  # task name → options (a list of names is accepted too)
-    protocol: Literal["official", "kfold", "loso", "random_split"] | None = None  # default: official with a split column
+    protocol: Literal["official", "kfold", "loso", "random_split"] | None = None  # default: official with splits
     name: str | None = None  # the corpus name in messages (default: the params section's name)
     seed: int = 0
     dev_fraction: float = Field(0.1, ge=0, lt=1)  # official without dev: carved from train by whole speakers
     fractions: dict[Literal["train", "dev", "test"], float] | None = None  # random_split (default 0.8/0.1/0.1)
-
-    def files_outside_root(self) -> list[str]:
-        path = Path(self.file).expanduser()
-        if self.root and path.is_absolute() and not inside(path, Path(self.root).expanduser()):
-            return [str(path)]
-        return []
 
     @field_validator("tasks", mode="before")
     @classmethod
@@ -119,16 +118,26 @@ class ManifestSettings(FoldSettings):
         return value
 
 
+class ManifestSettings(LabelSettings):
+    file: str  # the CSV/TSV/JSONL label file (relative to root, or absolute)
+
+    def files_outside_root(self) -> list[str]:
+        path = Path(self.file).expanduser()
+        if self.root and path.is_absolute() and not inside(path, Path(self.root).expanduser()):
+            return [str(path)]
+        return []
+
+
 # --- the generic recipe -------------------------------------------------------------------------
 
 
-def _corpus_name(s: ManifestSettings, out_dir: Path) -> str:
+def corpus_name(s: LabelSettings, out_dir: Path, recipe: str) -> str:
     # The params section's name is what error messages must point at; the prepare stage writes
     # into data/<name>/prepared, so that folder tells us when the settings do not.
     if s.name:
         return s.name
     out_dir = Path(out_dir)
-    return out_dir.parent.name if out_dir.name == "prepared" else "manifest"
+    return out_dir.parent.name if out_dir.name == "prepared" else recipe
 
 
 def _label_file(file: str, root: Path) -> Path:
@@ -180,29 +189,29 @@ def parse_tasks(specs: dict[str, TaskSpec | None]) -> list[dict[str, Any]]:
     return tasks
 
 
-def _floats(values: Iterable[str], lines: list[int], path: Path, what: str) -> list[float]:
+def _floats(values: Iterable[str], where: list[str], what: str) -> list[float]:
     out = []
-    for v, line in zip(values, lines):
+    for v, at in zip(values, where):
         try:
             out.append(float(v) if str(v).strip() != "" else math.nan)
         except ValueError as err:
-            raise ManifestError(f"{path}:{line}: {what} value {v!r} is not a number") from err
+            raise ManifestError(f"{at}: {what} value {v!r} is not a number") from err
     return out
 
 
-def _labels(df: pd.DataFrame, lines: list[int], path: Path, spec: dict[str, Any]) -> tuple[list, Task]:
+def _labels(df: pd.DataFrame, where: list[str], source: str, spec: dict[str, Any]) -> tuple[list, Task]:
     """One task's label column and its Task; empty cells are unlabelled (None / NaN)."""
     col, unit = spec["column"], spec["unit"]
     if col not in df.columns:
-        raise ManifestError(f"{path}: missing label column {col!r} for task {spec['name']!r} (has {list(df.columns)})")
+        raise ManifestError(f"{source}: missing label column {col!r} for task {spec['name']!r} (has {list(df.columns)})")
     if spec["type"] == "regression":
-        return _floats(df[col], lines, path, spec["name"]), Task(spec["name"], "regression", unit=unit)
+        return _floats(df[col], where, spec["name"]), Task(spec["name"], "regression", unit=unit)
     values = [v.strip() for v in df[col]]
     classes = [str(c) for c in spec["classes"] or sorted({v for v in values if v})]
     known = set(classes)
-    for v, line in zip(values, lines):
+    for v, at in zip(values, where):
         if v and v not in known:
-            raise ManifestError(f"{path}:{line}: unknown {spec['name']} label {v!r} (known: {classes})")
+            raise ManifestError(f"{at}: unknown {spec['name']} label {v!r} (known: {classes})")
     task = Task(spec["name"], "classification", classes, positive=spec["positive"], unit=unit)
     return [v or None for v in values], task
 
@@ -240,6 +249,12 @@ def _check_splits(split: pd.Series, lines: list[int], path: Path) -> None:
             raise ManifestError(f"{path}:{line}: unknown split {value!r} (expected one of {list(SPLITS)})")
 
 
+def _check_splits(split: pd.Series, where: list[str]) -> None:
+    for value, at in zip(split, where):
+        if value not in SPLITS:
+            raise ManifestError(f"{at}: unknown split {value!r} (expected one of {list(SPLITS)})")
+
+
 def random_split(units: pd.Series, fractions: dict[str, float] | None, seed: int, name: str) -> pd.Series:
     """Deal whole units (speakers/groups) to train/dev/test in a seeded order by ``fractions``."""
     frac = {**FRACTIONS, **(fractions or {})}
@@ -258,27 +273,25 @@ def random_split(units: pd.Series, fractions: dict[str, float] | None, seed: int
     return units.map(split_of)
 
 
-def _segment_bounds(df: pd.DataFrame, rows: pd.DataFrame, lines: list[int], path: Path) -> None:
+def _segment_bounds(df: pd.DataFrame, rows: pd.DataFrame, where: list[str]) -> None:
     """Copy ``start``/``end`` (seconds) as floats; a segment must end after it starts."""
     for col in ("start", "end"):
         if col in rows.columns:
-            df[col] = _floats(rows[col], lines, path, col)
+            df[col] = _floats(rows[col], where, col)
     if "start" in df.columns and "end" in df.columns:
         bad = df.index[df["end"] <= df["start"]]
         if len(bad):
             i = bad[0]
-            raise ManifestError(f"{path}:{lines[i]}: segment end {df['end'][i]} is not after start {df['start'][i]}")
+            raise ManifestError(f"{where[i]}: segment end {df['end'][i]} is not after start {df['start'][i]}")
 
 
-def _apply_protocol(
-    df: pd.DataFrame, protocol: str, s: ManifestSettings, name: str, lines: list[int], path: Path
-) -> dict[str, Any]:
+def _apply_protocol(df: pd.DataFrame, protocol: str, s: LabelSettings, name: str, where: list[str]) -> dict[str, Any]:
     """Fill ``split`` (and ``fold``) in place by the protocol, keeping whole groups/speakers apart."""
     unit = "group" if "group" in df.columns else "speaker"
     seed = s.seed
     info: dict[str, Any] = {}
     if protocol == "official":
-        _check_splits(df["split"], lines, path)
+        _check_splits(df["split"], where)
         if not (df["split"] == "dev").any():
             df["split"] = carve_dev(df, s.dev_fraction, seed, group=unit)
             info["dev"] = f"carved from train by whole {unit}s"
@@ -290,49 +303,74 @@ def _apply_protocol(
     return info
 
 
+def labelled_corpus(
+    name: str, root: Path, items: pd.DataFrame, labels: pd.DataFrame, where: list[str], source: str | Path,
+    s: LabelSettings, *, info: dict[str, Any] | None = None,
+) -> Corpus:
+    """The part every label-table recipe shares: task labels, speakers, the protocol, validation.
+
+    ``items`` (one row per item, in order) holds ``id``, ``audio``, ``video``, ``text`` and, when the
+    source has them, ``speaker`` (an empty one: the item is its own speaker), ``split`` (the official
+    split, ``train``/``dev``/``test``), ``group`` (empty: the speaker), ``start``/``end``. ``labels``
+    holds the task columns as strings ("" = unlabelled for that task). ``where[i]`` starts row i's
+    error messages (``file:line``, ``file: supervision 'x'``); ``source`` names the file (or folder)
+    for errors about the whole table. The default protocol is ``official`` when ``items`` has a split.
+    """
+    df = items.reset_index(drop=True).copy()
+    labels = labels.reset_index(drop=True)
+    has_split = "split" in df.columns
+    protocol = s.protocol or ("official" if has_split else "kfold")
+    if protocol == "official" and not has_split:
+        raise ManifestError(f"params.yaml: corpora.{name}.protocol is 'official' but {source} has no split column; "
+                            f"allowed without one: ['kfold', 'loso', 'random_split']")
+    has_speaker = "speaker" in df.columns and bool(df["speaker"].astype(str).str.strip().ne("").any())
+    if has_speaker:
+        df["speaker"] = [str(spk).strip() or uid for spk, uid in zip(df["speaker"], df["id"])]
+    else:
+        df["speaker"] = df["id"]
+    if not has_split:
+        df["split"] = "train"
+    if "group" in df.columns:
+        df["group"] = [str(g).strip() or spk for g, spk in zip(df["group"], df["speaker"])]
+    columns = ["id", "speaker", "split", "audio", "video", "text"]
+    df = df[columns + [c for c in df.columns if c not in columns]]
+
+    tasks, unlabelled = [], {}
+    for spec in parse_tasks(s.tasks):
+        df[spec["name"]], task = _labels(labels, where, str(source), spec)
+        tasks.append(task)
+        missing = int(df[spec["name"]].isna().sum())
+        if missing:
+            unlabelled[task.name] = missing
+
+    info = {"protocol": protocol, **(info or {}), "speaker_independent": has_speaker}
+    if not has_speaker:
+        info["note"] = "no speakers: each item is its own speaker, speaker independence cannot be enforced"
+    if unlabelled:
+        info["unlabelled"] = unlabelled  # items without a label for a task (the probe skips them there)
+    info.update(_apply_protocol(df, protocol, s, name, where))
+    corpus = Corpus(name=name, manifest=df, tasks=tasks, root=display_path(root), info=info)
+    validate(corpus, display_path(source))
+    return corpus
+
+
 @register_corpus(
     "manifest", settings=ManifestSettings, tasks="whatever your CSV/JSONL declares",
     protocol="`split` column, else `kfold` (`loso`, `random_split`)", unit="speaker column",
 )
 def prepare_manifest(s: ManifestSettings, out_dir: Path) -> Corpus:
     """Read a user's CSV/JSONL label file into a validated corpus."""
-    name = _corpus_name(s, out_dir)
+    name = corpus_name(s, out_dir, "manifest")
     root = corpus_root(s.root, name)
     path = _label_file(s.file, root)
-    task_specs = parse_tasks(s.tasks)
     rows, lines = read_rows(path)
-    has_split = "split" in rows.columns
-    protocol = s.protocol or ("official" if has_split else "kfold")
-    if protocol == "official" and not has_split:
-        raise ManifestError(f"params.yaml: corpora.{name}.protocol is 'official' but {path} has no split column; "
-                            f"allowed without one: ['kfold', 'loso', 'random_split']")
-
+    where = [f"{path}:{line}" for line in lines]
     audio, video = _media_columns(rows, lines, path, root)
     ids = _ids(rows, lines, path)
-    has_speaker = "speaker" in rows.columns
-    df = pd.DataFrame(
-        {
-            "id": ids,
-            "speaker": [s.strip() or uid for s, uid in zip(rows["speaker"], ids)] if has_speaker else ids,
-            "split": rows["split"].str.strip() if has_split else "train",
-            "audio": audio,
-            "video": video,
-            "text": rows["text"] if "text" in rows.columns else "",
-        }
-    )
-    if "group" in rows.columns:
-        df["group"] = [g.strip() or s for g, s in zip(rows["group"], df["speaker"])]
-    _segment_bounds(df, rows, lines, path)
-    tasks = []
-    for spec in task_specs:
-        df[spec["name"]], task = _labels(rows, lines, path, spec)
-        tasks.append(task)
-
-    info: dict[str, Any] = {"protocol": protocol, "file": display_path(path), "speaker_independent": has_speaker}
-    if not has_speaker:
-        info["note"] = "no speaker column: each item is its own speaker, speaker independence cannot be enforced"
-    info.update(_apply_protocol(df, protocol, s, name, lines, path))
-
-    corpus = Corpus(name=name, manifest=df, tasks=tasks, root=display_path(root), info=info)
-    validate(corpus, display_path(path))
-    return corpus
+    items = pd.DataFrame({"id": ids, "audio": audio, "video": video,
+                          "text": rows["text"] if "text" in rows.columns else ""})
+    for col in ("speaker", "split", "group"):
+        if col in rows.columns:
+            items[col] = rows[col].str.strip()
+    _segment_bounds(items, rows, where)
+    return labelled_corpus(name, root, items, rows, where, path, s, info={"file": display_path(path)})
