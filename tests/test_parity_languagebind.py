@@ -227,3 +227,45 @@ def test_normalize_option_gives_unit_vectors(one_thread):
     bb = backbone("text", GOLDEN / "video", normalize=True)
     vectors = np.stack([e.pooled for e in bb.embed(META["sentences"])])
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+
+
+# --- params entries and fetch ------------------------------------------------------------------------
+
+
+def test_fetch_then_the_shipped_params_entries_load_it(in_tmp_cwd, monkeypatch, one_thread):
+    """``python -m pipeline.tools.models fetch languagebind_video`` (hub faked: it lays down a checkpoint in
+    the published layout) fills the directory that ``languagebind_video`` and ``languagebind_text`` read."""
+    import huggingface_hub
+    import yaml
+
+    from pipeline.core.config import load_params, section
+    from pipeline.tools.models import main
+
+    root = Path(__file__).resolve().parents[1]
+    calls = {}
+
+    class Info:
+        sha = "0123456789abcdef0123456789abcdef01234567"
+
+    def model_info(self, repo_id, revision=None):
+        calls["repo"] = repo_id
+        return Info()
+
+    def snapshot_download(repo_id, *, revision, local_dir, allow_patterns, ignore_patterns):
+        shutil.copytree(GOLDEN / ("audio" if repo_id.endswith("Audio_FT") else "video"), local_dir, dirs_exist_ok=True)
+        return str(local_dir)
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", model_info)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    params = root / "params.yaml"
+    for name, repo in (("languagebind_video", "LanguageBind/LanguageBind_Video_FT"),
+                       ("languagebind_audio", "LanguageBind/LanguageBind_Audio_FT")):
+        assert main(["fetch", name, "--params", str(params)]) == 0 and calls["repo"] == repo
+    cfg = load_params(str(params))
+    built = {n: build_backbone(n, {**section(cfg, "backbones", n, path=str(params)), "device": "cpu"})
+             for n in ("languagebind_video", "languagebind_text", "languagebind_audio")}
+    assert built["languagebind_text"].describe()["revision"].startswith("huggingface:LanguageBind/LanguageBind_Video_FT@")
+    assert built["languagebind_text"].embed(["hello"])[0].pooled.shape == (24,)
+    assert built["languagebind_video"].embed([np.zeros((3, 32, 32, 3), np.uint8)])[0].frames.shape == (8, 24)
+    assert built["languagebind_audio"].embed([np.zeros(16000, np.float32)])[0].pooled.shape == (24,)
+    assert yaml.safe_load(params.read_text())["backbones"]["languagebind_audio"]["crop_seed"] == 0
