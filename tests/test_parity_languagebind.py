@@ -269,3 +269,10 @@ def test_fetch_then_the_shipped_params_entries_load_it(in_tmp_cwd, monkeypatch, 
     assert built["languagebind_video"].embed([np.zeros((3, 32, 32, 3), np.uint8)])[0].frames.shape == (8, 24)
     assert built["languagebind_audio"].embed([np.zeros(16000, np.float32)])[0].pooled.shape == (24,)
     assert yaml.safe_load(params.read_text())["backbones"]["languagebind_audio"]["crop_seed"] == 0
+
+
+def test_audio_under_one_window_is_padded_and_counted(one_thread):
+    bb = backbone("audio", GOLDEN / "audio")
+    out = bb.embed([np.zeros(0, np.float32), np.full(100, 0.1, np.float32)])
+    assert all(np.isfinite(e.pooled).all() and e.pooled.shape == (24,) for e in out)
+    assert (bb.describe()["n_padded"], bb.describe()["n_repeated"]) == (2, 2)

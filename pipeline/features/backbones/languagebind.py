@@ -45,7 +45,8 @@ Preprocessing is LanguageBind's own, re-done without torchvision/torchaudio:
   (``n_repeated``); longer → three ``target_length`` crops whose starts are drawn from the front,
   middle and back thirds by ``np.random.RandomState(crop_seed)`` per item (LanguageBind draws them
   from the global numpy RNG), stacked as the 3 channels (``n_long``); equal → the mel thrice;
-  then ``(x - audio_mean) / (2 audio_std)``.
+  then ``(x - audio_mean) / (2 audio_std)``. Inputs under one window (400 samples) are zero-padded to
+  it first (``n_padded``; LanguageBind's own code fails on them).
 
 ``pooled`` [P] is the projected embedding (``get_text_features`` / ``get_image_features``; P = 768 for
 the ViT-L releases), L2-normalised when ``normalize: true`` (as ``LanguageBind.forward``). Options:
@@ -71,6 +72,7 @@ from pipeline.features.backbones.base import Backbone, Embedding, ModelSettings,
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 MODEL_TYPES = {"video": "LanguageBindVideo", "audio": "LanguageBindAudio"}
+MIN_SAMPLES = 400  # one 25-ms Kaldi window at 16 kHz
 _LORA = re.compile(r"^(?P<mod>.+)\.lora_(?P<ab>[AB])\.(?P<adapter>[^.]+)\.weight$")
 
 
@@ -336,12 +338,15 @@ def kaldi_fbank(wave: np.ndarray, sample_rate: int, num_mel_bins: int) -> np.nda
 
 
 def audio_image(wave: np.ndarray, vision: dict[str, Any], crop_seed: int) -> tuple[np.ndarray, str]:
-    """16-kHz mono → the [3, num_mel_bins, target_length] fbank "image"; and which path it took."""
-    wave = wave.astype(np.float32) - wave.astype(np.float32).mean()
+    """16-kHz mono → the [3, num_mel_bins, target_length] fbank "image"; and which path it took
+    (``repeated``, ``long``, ``equal``, or ``padded``: under one window, zero-padded to it, then repeated)."""
+    wave = wave.astype(np.float32)
+    padded = len(wave) < MIN_SAMPLES
+    if padded:  # shorter than one 25-ms window: LanguageBind's own code divides by zero frames here
+        wave = np.pad(wave, (0, MIN_SAMPLES - len(wave)))
+    wave = wave - wave.mean()
     mel = kaldi_fbank(wave, int(vision.get("audio_sample_rate", 16000)), int(vision["num_mel_bins"]))
     target = int(vision["target_length"])
-    if len(mel) == 0:
-        mel = np.zeros((1, int(vision["num_mel_bins"])), np.float32)
     if len(mel) > target:
         ranges = np.array_split(list(range(len(mel) - target + 1)), 3)
         ranges = [r if len(r) else np.array([0]) for r in ranges]
@@ -354,7 +359,8 @@ def audio_image(wave: np.ndarray, vision: dict[str, Any], crop_seed: int) -> tup
     else:
         image, path = np.stack([mel, mel, mel]), "equal"
     image = image.transpose(0, 2, 1)
-    return ((image - float(vision["audio_mean"])) / (float(vision["audio_std"]) * 2)).astype(np.float32), path
+    image = (image - float(vision["audio_mean"])) / (float(vision["audio_std"]) * 2)
+    return image.astype(np.float32), "padded" if padded else path
 
 
 # --- backbones -----------------------------------------------------------------------------------------
@@ -529,6 +535,7 @@ class LanguageBindAudioBackbone(_VisionTowerBackbone):
             raise BackboneError(f"backbones.{name}: vision_config.audio_sample_rate is "
                                 f"{self.vision['audio_sample_rate']}; the pipeline's audio is 16 kHz")
         self.n_repeated = 0
+        self.n_padded = 0
         self.n_long = 0
 
     def embed(self, batch: Sequence[np.ndarray]) -> list[Embedding]:
@@ -536,7 +543,8 @@ class LanguageBindAudioBackbone(_VisionTowerBackbone):
         images = []
         for wave in batch:
             image, path = audio_image(np.asarray(wave), self.vision, self.settings.crop_seed)
-            self.n_repeated += path == "repeated"
+            self.n_repeated += path in ("repeated", "padded")
+            self.n_padded += path == "padded"
             self.n_long += path == "long"
             images.append(image)
         with torch.inference_mode():
@@ -545,5 +553,6 @@ class LanguageBindAudioBackbone(_VisionTowerBackbone):
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
-        info.update({"crop_seed": self.settings.crop_seed, "n_repeated": self.n_repeated, "n_long": self.n_long})
+        info.update({"crop_seed": self.settings.crop_seed, "n_repeated": self.n_repeated, "n_padded": self.n_padded,
+                     "n_long": self.n_long})
         return info
