@@ -221,6 +221,7 @@ def test_video_without_frames_gets_zeros_and_is_counted(one_thread):
     (emb,) = bb.embed([np.zeros((0, 224, 224, 3), np.uint8)])
     assert emb.pooled.shape == (24,) and not emb.pooled.any() and emb.frames.shape == (0, 24)
     assert bb.describe()["n_empty"] == 1
+    assert bb.describe()["frame_rate"] == "8 per utterance (linspace)"  # not the segment fps
 
 
 def test_normalize_option_gives_unit_vectors(one_thread):

@@ -39,7 +39,7 @@ Preprocessing is LanguageBind's own, re-done without torchvision/torchaudio:
   ``align_corners=False``, as pytorchvideo's ``ShortSideScale``), centre crop 224. LanguageBind's
   processor also applies ``RandomHorizontalFlipVideo(p=0.5)`` at inference; that random flip is left
   out (stores must be deterministic). ``frames`` [num_frames, P] are the per-frame projected CLS
-  vectors (their mean is ``pooled``). Utterances without frames get zeros (``n_empty``).
+  vectors (their mean is ``pooled``); ``frame_rate`` says "8 per utterance (linspace)", not a rate. Utterances without frames get zeros (``n_empty``).
 * audio (16 kHz): DC removed, Kaldi fbank (kaldi-native-fbank: 25 ms Hann windows every 10 ms,
   ``num_mel_bins`` mels, no dither), shorter than ``target_length`` frames → repeated to fill
   (``n_repeated``); longer → three ``target_length`` crops whose starts are drawn from the front,
@@ -508,6 +508,9 @@ class LanguageBindVideoBackbone(_VisionTowerBackbone):
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
+        # not a rate: the frames are num_frames spread over each utterance, whatever its length (the
+        # embed driver would otherwise record the segment fps)
+        info["frame_rate"] = f"{self.num_frames} per utterance (linspace)"
         info.update({"frame_dims": self.tower.visual_projection.out_features, "flip": False,
                      "n_empty": self.n_empty, "n_repeated": self.n_repeated})
         return info
