@@ -277,3 +277,23 @@ def test_audio_under_one_window_is_padded_and_counted(one_thread):
     out = bb.embed([np.zeros(0, np.float32), np.full(100, 0.1, np.float32)])
     assert all(np.isfinite(e.pooled).all() and e.pooled.shape == (24,) for e in out)
     assert (bb.describe()["n_padded"], bb.describe()["n_repeated"]) == (2, 2)
+
+
+def test_merge_lora_handles_both_peft_layouts():
+    """peft < 0.7 keeps the base weight at ``<mod>.weight``; later versions at ``<mod>.base_layer.weight``."""
+    import torch
+
+    from pipeline.features.backbones.languagebind import merge_lora
+
+    gen = torch.Generator().manual_seed(0)
+    w, a, b, bias = (torch.randn(s, generator=gen) for s in ((4, 4), (2, 4), (4, 2), (4,)))
+    pre = "vision_model.encoder.base_model.model.layers.0.self_attn.q_proj"
+    for base in ("", ".base_layer"):
+        state = {f"{pre}{base}.weight": w, f"{pre}{base}.bias": bias,
+                 f"{pre}.lora_A.default.weight": a, f"{pre}.lora_B.default.weight": b}
+        merged, mods = merge_lora("x", state, alpha=8, r=2)
+        key = "vision_model.encoder.layers.0.self_attn.q_proj"
+        assert set(merged) == {f"{key}.weight", f"{key}.bias"} and mods == [key]
+        torch.testing.assert_close(merged[f"{key}.weight"], w + b @ a * 4.0)
+    with pytest.raises(BackboneError, match=r"has LoRA factors \(.*q_proj\) but its vision_config.lora_r is 0"):
+        merge_lora("x", state, alpha=8, r=0)

@@ -151,6 +151,7 @@ def main() -> None:
         model.save_pretrained(target, safe_serialization=False)  # pytorch_model.bin, as the published repos
         write_tokenizer(target)
         tok = LanguageBindVideoTokenizer.from_pretrained(target)
+        tok.save_pretrained(target)  # tokenizer_config.json / special_tokens_map.json, as the published repos
         enc = tok(SENTENCES, max_length=77, padding="max_length", truncation=True, return_tensors="pt")
         with torch.no_grad():
             out[f"{name}_text"] = model.get_text_features(**enc).numpy()
