@@ -56,7 +56,7 @@ NON_RESULT_KEYS = ("batch_size", "batch_seconds", "hub", "hub_revision", "hub_al
 # describe() keys that count what one run computed (inputs padded, windowed, empty, without a face,
 # ...): they depend on what the embed cache already held, so the engine prints them after the run
 # and never stores them (a resumed store must equal an uninterrupted one, attributes included).
-RUN_COUNTERS = ("n_padded", "n_windowed", "n_empty", "n_clips", "n_repeated", "n_multi_clip", "n_vad_fallback",
+RUN_COUNTERS = ("n_padded", "n_windowed", "n_empty", "n_clips", "n_repeated", "n_multi_clip", "n_vad_fallback", "n_long",
                 "frames_total", "frames_without_face", "utterances_without_face")
 
 
