@@ -283,6 +283,26 @@ def tiny_videomae(path: Path, *, spread: float = 0.0):
     return path, config
 
 
+def tiny_mae(path: Path, *, spread: float = 0.0):
+    """A tiny random ViTMAEForPreTraining (32 px, 8-px patches; the published default mask_ratio 0.75) +
+    its image processor; returns ``(path, config)``."""
+    import torch
+    from transformers import ViTImageProcessorPil, ViTMAEConfig, ViTMAEForPreTraining
+
+    torch.manual_seed(0)
+    config = ViTMAEConfig(
+        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=37, decoder_hidden_size=16, decoder_num_hidden_layers=1, decoder_num_attention_heads=2,
+        decoder_intermediate_size=20,
+    )
+    model = ViTMAEForPreTraining(config)
+    if spread:
+        spread_weights(model, spread)
+    model.save_pretrained(path)
+    ViTImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(path)
+    return path, config
+
+
 # --- tiny text encoders with tokenizers trained here ---------------------------------------------
 
 
