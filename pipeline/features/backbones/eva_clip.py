@@ -38,7 +38,9 @@ frame (MiniGPT-v2's global token); ``frame_features: patches`` → Emotion-LLaMA
 utterance's *first* frame (its ``extract_frame`` reads frame 0): the ``ln_vision``-normed patch tokens
 merged in fours, [P/4, 4D] (256 × 5632 at 448 px).
 
-Options: ``source`` (a directory holding ``checkpoint``, default ``eva_vit_g.pth``; a ``torch.save`` state
+Fetch: ``python -m pipeline.tools.models fetch eva_clip_g`` downloads that file (``hub: url:<the URL>`` in
+params.yaml; its sha256 becomes the revision). Options: ``source`` (a directory holding ``checkpoint``,
+default ``eva_vit_g.pth``; a ``torch.save`` state
 dict, optionally under ``model`` / ``state_dict`` and / or with a ``visual_encoder.`` prefix as in full
 BLIP-2 / MiniGPT checkpoints), ``image_size`` (448), ``num_heads`` (default width // 88, EVA-g's rule),
 ``layer_norm_eps`` (1e-6), ``ln_vision``, ``token``, ``frame_features``, ``pooling``, ``face_crop`` (default
@@ -283,7 +285,7 @@ def load_tower(name: str, path: Path, settings: EvaClipSettings) -> tuple[Any, d
 @register_backbone(
     "eva_clip", description="EVA-CLIP ViT-g/14 (MiniGPT-v2's tower, eva_vit_g.pth) per frame, every layer pooled",
     settings=EvaClipSettings, licence="MIT (EVA, LAVIS BSD-3-Clause code); eva_vit_g.pth: see BAAI EVA",
-    weights="download `eva_vit_g.pth` (the LAVIS URL in the module docstring) into `source`",
+    weights="`pipeline.tools.models fetch` (`hub: url:` LAVIS's `eva_vit_g.pth`)",
     verified="MiniGPT-4/MiniGPT-v2's own `eva_vit.py` (`create_eva_vit_g` path: pos-embed interpolation, "
              "`ln_vision`, `Blip2ImageEvalProcessor`) on a tiny random tower, real RAVDESS frames, run once in a "
              "throw-away venv, committed goldens: every hidden state, CLS and merged patch tokens cos ≥ 0.9999, "
@@ -365,13 +367,17 @@ class EvaClipBackbone(Backbone):
     def describe(self) -> dict[str, Any]:
         import hashlib
 
-        from pipeline.core.runtime import _hash_file
+        from pipeline.core.runtime import _hash_file, resolve_revision
 
-        digest = hashlib.sha256()
-        _hash_file(digest, self.checkpoint)
+        if (self.model_dir / "FETCHED.json").is_file():  # `pipeline.tools.models fetch` recorded the file's digest
+            revision = resolve_revision(self.model_dir)
+        else:
+            digest = hashlib.sha256()
+            _hash_file(digest, self.checkpoint)
+            revision = f"sha256:{digest.hexdigest()[:16]}"
         info = {
             "source": self.settings.source,
-            "revision": f"sha256:{digest.hexdigest()[:16]}",
+            "revision": revision,
             "frame_rate": None,  # cls: the segment fps, filled in by the embed driver
             "model_type": "eva_vit_g (EVA01-CLIP, MiniGPT-v2 eva_vit.py)",
             "image_size": self.image_size,
