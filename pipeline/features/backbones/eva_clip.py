@@ -284,7 +284,7 @@ def load_tower(name: str, path: Path, settings: EvaClipSettings) -> tuple[Any, d
 
 @register_backbone(
     "eva_clip", description="EVA-CLIP ViT-g/14 (MiniGPT-v2's tower, eva_vit_g.pth) per frame, every layer pooled",
-    settings=EvaClipSettings, licence="MIT (EVA, LAVIS BSD-3-Clause code); eva_vit_g.pth: see BAAI EVA",
+    settings=EvaClipSettings, licence="MIT (BAAI EVA / EVA-CLIP weights); eva_vit.py: BSD-3-Clause (MiniGPT-4, LAVIS)",
     weights="`pipeline.tools.models fetch` (`hub: url:` LAVIS's `eva_vit_g.pth`)",
     verified="MiniGPT-4/MiniGPT-v2's own `eva_vit.py` (`create_eva_vit_g` path: pos-embed interpolation, "
              "`ln_vision`, `Blip2ImageEvalProcessor`) on a tiny random tower, real RAVDESS frames, run once in a "
