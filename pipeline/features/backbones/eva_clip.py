@@ -384,6 +384,7 @@ class EvaClipBackbone(Backbone):
             "geometry": {k: v for k, v in self.geometry.items() if k != "pos_grid"},
             "token": self.token,
             "frame_features": self.frame_features,
+            "frames_are": "video frames" if self.frame_features == "cls" else "merged patch tokens of the first frame",
             "frame_dims": self.geometry["dim"] * (4 if self.frame_features == "patches" else 1),
             "face_crop": self.face_crop,
             "n_empty": self.n_empty,
