@@ -288,7 +288,7 @@ def load_tower(name: str, path: Path, settings: EvaClipSettings) -> tuple[Any, d
     weights="`pipeline.tools.models fetch` (`hub: url:` LAVIS's `eva_vit_g.pth`)",
     verified="MiniGPT-4/MiniGPT-v2's own `eva_vit.py` (`create_eva_vit_g` path: pos-embed interpolation, "
              "`ln_vision`, `Blip2ImageEvalProcessor`) on a tiny random tower, real RAVDESS frames, run once in a "
-             "throw-away venv, committed goldens: every hidden state, CLS and merged patch tokens cos ≥ 0.9999, "
+             "throw-away venv, committed goldens: every block's tokens, `ln_vision`, CLS and merged patch tokens cos ≥ 0.9999, "
              "equal token counts",
     verified_by="tests/test_parity_eva.py::test_eva_clip_matches_the_original_eva_vit",
 )
