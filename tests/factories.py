@@ -283,6 +283,50 @@ def tiny_videomae(path: Path, *, spread: float = 0.0):
     return path, config
 
 
+def tiny_mae(path: Path, *, spread: float = 0.0):
+    """A tiny random ViTMAEForPreTraining (32 px, 8-px patches; the published default mask_ratio 0.75) +
+    its image processor; returns ``(path, config)``."""
+    import torch
+    from transformers import ViTImageProcessorPil, ViTMAEConfig, ViTMAEForPreTraining
+
+    torch.manual_seed(0)
+    config = ViTMAEConfig(
+        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=37, decoder_hidden_size=16, decoder_num_hidden_layers=1, decoder_num_attention_heads=2,
+        decoder_intermediate_size=20,
+    )
+    model = ViTMAEForPreTraining(config)
+    if spread:
+        spread_weights(model, spread)
+    model.save_pretrained(path)
+    ViTImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(path)
+    return path, config
+
+
+EVA_TINY = {"image_size": 56, "num_heads": 2}  # the eva_clip settings tiny_eva's checkpoint needs
+
+
+def tiny_eva(path: Path) -> Path:
+    """A source directory holding the EVA golden's tiny random tower as ``eva_vit_g.pth`` (the published key
+    layout, made by MiniGPT-4's own eva_vit.py: tests/golden/eva_clip/); use with ``EVA_TINY`` settings."""
+    import shutil
+
+    path.mkdir(parents=True, exist_ok=True)
+    shutil.copy(Path(__file__).parent / "golden" / "eva_clip" / "eva_vit_tiny.pth", path / "eva_vit_g.pth")
+    return path
+
+
+def emotion_llama_backbones(root: Path) -> dict[str, dict]:
+    """``backbones`` params for Emotion-LLaMA's four encoders as tiny random checkpoints under ``root``:
+    HuBERT (audio frames), EVA (global, per-frame CLS), MAE (local, per face crop), VideoMAE (temporal)."""
+    return {
+        "hubert": {"type": "hf_audio", "source": str(tiny_ssl("hubert_zh_large", root / "hubert")[0]), "device": "cpu"},
+        "eva": {"type": "eva_clip", "source": str(tiny_eva(root / "eva")), **EVA_TINY, "device": "cpu"},
+        "mae": {"type": "mae", "source": str(tiny_mae(root / "mae")[0]), "device": "cpu"},
+        "videomae": {"type": "videomae", "source": str(tiny_videomae(root / "videomae")[0]), "device": "cpu"},
+    }
+
+
 # --- tiny text encoders with tokenizers trained here ---------------------------------------------
 
 

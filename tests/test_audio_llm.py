@@ -388,6 +388,37 @@ def test_stages_write_the_probe_metrics_contract_for_the_audio_visual_model(syn,
     assert "audio_llm" in report["markdown"]
 
 
+def test_several_visual_token_groups_emotion_llama_style(syn, llm_dir, tmp_path):
+    """audio + three further stores (Emotion-LLaMA: global EVA, local MAE, temporal VideoMAE): one projector
+    per group named after its store, in the run item's order; a store without frames (a layered pooled
+    clip vector, as videomae writes) is one token per utterance, its last layer."""
+    from pipeline.heads.audio_llm.evaluate import run_eval
+
+    ids = syn.manifest["id"].tolist()
+    rng = np.random.default_rng(1)
+    write_store(tmp_path / "features/syn/clipvec.zarr", ids=ids, pooled=rng.normal(0, 1, (len(ids), 3, 7)),
+                attrs={"backbone": "clipvec"})
+    write_store(tmp_path / "features/syn/glob.zarr", ids=ids, pooled=rng.normal(0, 1, (len(ids), 4)),
+                frames=[rng.normal(0, 1, (5, 4)) for _ in ids], attrs={"backbone": "glob"})
+    cfg, backbone = config(llm_dir, backbone="toy+glob+vid+clipvec", align={"lr": 1e-2, "epochs": 1, "batch_size": 16},
+                           instruct={"lr": 1e-2, "epochs": 1, "batch_size": 16, "select_by": "loss"}, languages=["en"])
+    plan = make_plan(syn, cfg, backbone)
+    assert list(plan.stores) == ["audio", "glob", "vid", "clipvec"]
+    bank = plan.bank()
+    assert bank.sources == {"audio": "frames", "glob": "frames", "vid": "frames", "clipvec": "pooled (one token)"}
+    uid = ids[0]
+    assert np.allclose(bank.get(uid)["clipvec"], plan.stores["clipvec"].pooled([uid])[:, -1])
+    model = fresh_model(llm_dir, plan, bank)
+    tokens = model.soft_tokens(bank.get(uid))
+    assert [len(t) for t in tokens] == [model.projectors["audio"].n_tokens(len(bank.get(uid)["audio"])), 2, 2, 1]
+
+    out = run_both(syn, (cfg, backbone), tmp_path / "groups")
+    assert list(load_projectors(out / "projector.pt")) == ["audio", "glob", "vid", "clipvec"]
+    assert read_json(tmp_path / "groups/align/align.json")["token_groups"]["clipvec"] == "pooled (one token)"
+    result = run_eval(syn, cfg, backbone, out, metrics_path=tmp_path / "m.json", predictions_dir=tmp_path / "p")
+    assert result["tasks"]["emotion"]["test"]["n"] == 8
+
+
 def test_cross_validation_trains_one_model_per_fold_and_pools(tmp_path, monkeypatch, llm_dir):
     from pipeline.heads.audio_llm.evaluate import run_eval
 
@@ -406,6 +437,7 @@ def test_cross_validation_trains_one_model_per_fold_and_pools(tmp_path, monkeypa
 
 
 def test_bad_inputs_are_clear_errors(syn, llm_dir, tmp_path):
+    from pipeline.core.errors import StoreError
     from pipeline.heads.audio_llm import AudioLLMError
 
     write_store(tmp_path / "features/syn/pooled.zarr", ids=["a"], pooled=np.zeros((1, 3)), attrs={"backbone": "pooled"})
@@ -418,7 +450,13 @@ def test_bad_inputs_are_clear_errors(syn, llm_dir, tmp_path):
     with pytest.raises(AudioLLMError, match="heads.audio_llm.llm: model 'no/such-model' is not available offline"):
         run_align(syn, *config(llm_dir, llm={"source": "no/such-model"}), tmp_path / "x")
     with pytest.raises(AudioLLMError, match="name the audio store"):
+        make_plan(syn, *config(llm_dir, backbone="toy+vid+toy"))
+    with pytest.raises(AudioLLMError, match="would clash with the audio token group"):
+        make_plan(syn, *config(llm_dir, backbone="toy+vid+audio"))
+    with pytest.raises(StoreError, match="features/syn/x.zarr: no feature store here"):
         make_plan(syn, *config(llm_dir, backbone="toy+vid+x"))
+    with pytest.raises(AudioLLMError, match="the Audio-LLM's audio store needs frames"):  # a further group may be pooled
+        make_plan(syn, *config(llm_dir, backbone="pooled+toy"))
 
 
 def test_frame_bank_normalisation_uses_the_given_ids_only(syn, llm_dir):

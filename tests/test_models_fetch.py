@@ -160,3 +160,36 @@ def test_a_typo_in_the_fetch_settings_is_an_error_before_any_download(params, fa
     assert main(["fetch", "wav2vec2"]) == 1
     assert "backbones.wav2vec2: unknown key 'hub_alow' (did you mean 'hub_allow'?)" in capsys.readouterr().err
     assert not fake_hf  # nothing was downloaded
+
+
+def test_fetch_a_plain_file_by_url_records_and_pins_its_digest(params, monkeypatch, capsys):
+    """`hub: url:https://…/eva_vit_g.pth` (eva_clip): one file into the model directory, its sha256 as
+    the revision; a pinned hub_revision that does not match is an error leaving nothing behind."""
+    import hashlib
+    import io
+    import urllib.request
+
+    payload = b"not really a checkpoint"
+    seen = []
+
+    def urlopen(url, timeout=None):
+        seen.append(url)
+        return io.BytesIO(payload)
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    url = "https://example.org/models/BLIP2/eva_vit_g.pth"
+    cfg = {"backbones": {"eva": {"type": "eva_clip", "source": "models/pretrained/eva", "hub": f"url:{url}"}}}
+    (params / "params.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["fetch", "eva"]) == 0
+    dest = params / "models" / "pretrained" / "eva"
+    assert seen == [url] and (dest / "eva_vit_g.pth").read_bytes() == payload
+    digest = "sha256:" + hashlib.sha256(payload).hexdigest()
+    record = json.loads((dest / "FETCHED.json").read_text())
+    assert record["hub"] == "url" and record["repo_id"] == url and record["revision"] == digest
+    assert f"hub_revision: {digest}" in capsys.readouterr().out
+
+    with pytest.raises(ModelFetchError, match="downloaded with sha256:.*not the pinned hub_revision"):
+        fetch("eva", {"hub": f"url:{url}", "hub_revision": "sha256:" + "0" * 64}, dest=params / "other")
+    assert not (params / "other").exists()
+    with pytest.raises(ModelFetchError, match="not an http"):
+        parse_hub_id("eva", "url:ftp://example.org/x.pth")

@@ -1,7 +1,7 @@
 """Golden parity of the transformers-backed backbones, and strict checkpoint loading (issue 11).
 
 Parity: for every model-backed backbone type here (hf_audio's SSL / Whisper / AST families, hf_text,
-sentence_transformers, clip_vision, videomae), our store output (``build_backbone(...).embed`` →
+sentence_transformers, clip_vision, videomae, mae), our store output (``build_backbone(...).embed`` →
 ``Embedding.pooled`` / ``.frames``) is compared with the reference library's own documented inference
 path, called directly, one item at a time, on real inputs (EmoDB utterances decoded at 16 kHz as the
 store decodes them, the RAVDESS clip's frames, real sentences): cos >= 0.9999 per item, per layer and
@@ -307,6 +307,50 @@ def test_videomae_matches_transformers(videomae, frames, torch_one_thread):
     assert n_chunks > 1
 
 
+@pytest.fixture(scope="module")
+def mae(tmp_path_factory):
+    return F.tiny_mae(tmp_path_factory.mktemp("mae"), spread=SPREAD)
+
+
+@pytest.mark.parametrize("token", ["mean", "cls"])
+def test_mae_matches_transformers(mae, frames, torch_one_thread, token):
+    """ViTImageProcessor + ViTMAEModel (mask_ratio 0, transformers' own random patch shuffle) per face crop
+    (the pipeline's haar crops): every hidden state's CLS / patch mean averaged over the frames vs our
+    pooled, the layer-normed last state's summary vs our frames. Our identity noise keeps the patch order:
+    transformers' shuffled tokens un-shuffled with its ``ids_restore`` equal ours token by token."""
+    torch = torch_one_thread
+    from transformers import AutoImageProcessor, ViTMAEModel
+
+    from pipeline.features.backbones.mae import keep_order_noise
+    from pipeline.features.faces import FaceCropper
+
+    path, config = mae
+    assert config.mask_ratio == 0.75  # the checkpoint says pre-training masking; the backbone turns it off
+    bb = build_backbone("m", {**FP32, "type": "mae", "source": str(path), "token": token, "frame_batch": 5})
+    assert bb.describe()["mask_ratio"] == 0.0
+    (e,) = bb.embed([frames])
+    crops = FaceCropper("haar", margin=0.2).crop_all(frames)
+    proc = AutoImageProcessor.from_pretrained(path)
+    ref = ViTMAEModel.from_pretrained(path, mask_ratio=0.0).eval()
+    summaries, vectors = [], []
+    for crop in crops:
+        pixels = proc(images=crop, return_tensors="pt")["pixel_values"]
+        with torch.inference_mode():
+            out = ref(pixel_values=pixels, output_hidden_states=True)  # random noise: shuffled patches
+            states = torch.cat(out.hidden_states)  # [L, 1 + patches, D]
+            n = states.shape[1] - 1
+            assert not torch.equal(out.ids_restore[0], torch.arange(n))  # transformers did shuffle
+            ours = bb.model(pixel_values=pixels, noise=keep_order_noise(torch, 1, n, "cpu"))
+            restore = out.ids_restore[0]
+            unshuffled = out.last_hidden_state[0, 1:][restore]
+        assert_parity(ours.last_hidden_state[0, 1:].numpy(), unshuffled.numpy(), "mae patch order")
+        last = out.last_hidden_state[0]
+        summaries.append((states[:, 0] if token == "cls" else states[:, 1:].mean(1)).numpy())
+        vectors.append((last[0] if token == "cls" else last[1:].mean(0)).numpy())
+    assert_parity(e.frames, np.stack(vectors), f"mae {token} frames")
+    assert_parity(e.pooled, np.mean(summaries, axis=0), f"mae {token} pooled")
+
+
 # -- strict loading ----------------------------------------------------------------------------------------
 
 
@@ -355,6 +399,7 @@ LOADERS = {
     "clip_vision_only": ("clip_vision", lambda p: F.tiny_clip(p.parent / "unused_full", p), "",
                          "encoder.layers.0.self_attn.q_proj.weight"),
     "videomae": ("videomae", F.tiny_videomae, "", "layer.0.attention.attention.query.weight"),
+    "mae": ("mae", F.tiny_mae, "", "vit.encoder.layer.0.attention.attention.query.weight"),
 }
 
 
@@ -370,8 +415,8 @@ def clean_checkpoints(tmp_path_factory, one_thread):
 
 
 # what transformers calls the corrupted tensor where its name differs from the checkpoint's
-# (AST's legacy checkpoint names are converted on load: layer.N.attention.attention.query → layers.N.attention.q_proj)
-MODEL_KEYS = {"ast": "layers.0.attention.q_proj.weight"}
+# (AST's and ViTMAE's legacy checkpoint names are converted on load: layer.N.attention.attention.query → layers.N.attention.q_proj)
+MODEL_KEYS = {"ast": "layers.0.attention.q_proj.weight", "mae": "layers.0.attention.q_proj.weight"}
 
 
 def _corrupt(src, dst, target: str, how: str) -> tuple[str, tuple[int, ...]]:
@@ -437,6 +482,8 @@ def test_documented_exceptions_load_and_are_recorded(clean_checkpoints, tmp_path
     assert info["load_report"]["unused_tensors"] == ["classifier"]
     info = build_backbone("c", {"type": "clip_vision", "source": str(clean_checkpoints["clip_vision"])}).describe()
     assert info["load_report"]["unused_tensors"] == ["logit_scale", "text_model", "text_projection"]
+    info = build_backbone("m", {"type": "mae", "source": str(clean_checkpoints["mae"])}).describe()
+    assert info["load_report"]["unused_tensors"] == ["decoder"]  # ViTMAEForPreTraining's pixel decoder
     info = build_backbone("c", {"type": "clip_vision", "source": str(clean_checkpoints["clip_vision_only"])}).describe()
     assert info["load_report"]["not_loaded"] == ["visual_projection.weight"] and info["frame_features"] == "pooled"
     mlm = tmp_path / "mlm"

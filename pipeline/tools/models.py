@@ -15,6 +15,11 @@ It reads ``backbones.<name>`` and takes the hub id from ``hub`` (preferred: it s
    Paraformer, SenseVoice) → ModelScope;
 3. anything else → Hugging Face.
 
+A checkpoint published as a plain file (``eva_vit_g.pth`` on LAVIS's storage, for ``eva_clip``) is
+fetched with ``hub: url:https://…/<file>``: one HTTP(S) download into ``<dest>/<file>`` (the
+URL's last path segment). Its revision is the file's ``sha256:<hex>``; ``hub_revision: sha256:<hex>``
+pins it (a download with another digest is an error and leaves nothing behind).
+
 Hugging Face downloads go through ``huggingface_hub.snapshot_download(repo_id, revision=<commit>,
 local_dir=...)`` after resolving the requested revision (``hub_revision`` in params or
 ``--revision``; default the main branch) to its commit, so the files match the recorded commit;
@@ -55,8 +60,10 @@ from pipeline.features.backbones.base import FetchSettings, backbone_settings
 PRETRAINED = MODELS / "pretrained"
 FETCHED = "FETCHED.json"
 MODELSCOPE_ORGS = ("iic", "damo")
-PREFIXES = {"hf": "huggingface", "huggingface": "huggingface", "modelscope": "modelscope", "ms": "modelscope"}
-HUB_NAMES = {"huggingface": "Hugging Face", "modelscope": "ModelScope"}
+PREFIXES = {"hf": "huggingface", "huggingface": "huggingface", "modelscope": "modelscope", "ms": "modelscope",
+            "url": "url"}
+HUB_NAMES = {"huggingface": "Hugging Face", "modelscope": "ModelScope", "url": "URL"}
+URL = re.compile(r"^https?://[^/\s]+/\S*[^/\s]$")
 # Framework duplicates of the same weights that transformers/PyTorch never read.
 DEFAULT_HF_IGNORE = [
     "*.msgpack", "*.h5", "tf_model*", "flax_model*", "rust_model*", "*.ot", "*.onnx", "*.onnx_data",
@@ -95,6 +102,10 @@ def parse_hub_id(name: str, spec: str) -> tuple[str, str]:
                 f"backbones.{name}: unknown hub prefix {prefix!r} in {spec!r}; use hf: or modelscope:"
             )
         hub, spec = PREFIXES[prefix], rest
+        if hub == "url":
+            if not URL.match(spec):
+                raise ModelFetchError(f"backbones.{name}: {spec!r} is not an http(s) URL of a file (url:https://.../<file>)")
+            return hub, spec
     if not REPO_ID.match(spec) or spec.startswith((".", "/")) or Path(spec).is_dir():
         raise ModelFetchError(
             f"backbones.{name}: {spec!r} is not a hub id (org/name); if source is already a local directory, "
@@ -194,6 +205,28 @@ def _fetch_modelscope(name: str, repo_id: str, revision: str | None, dest: Path,
     return revision
 
 
+def _fetch_url(name: str, url: str, revision: str | None, dest: Path, cfg: FetchTarget) -> str:
+    """Download one file into ``dest``; return its ``sha256:<hex>`` (checked against ``revision`` if given)."""
+    import urllib.parse
+    import urllib.request
+
+    if revision and not re.fullmatch(r"sha256:[0-9a-f]{64}", revision):
+        raise ModelFetchError(f"backbones.{name}: hub_revision {revision!r} for a URL must be sha256:<64 hex digits>")
+    target = dest / Path(urllib.parse.urlparse(url).path).name
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, target.open("wb") as out:  # http(s) only (parse_hub_id)
+            for block in iter(lambda: response.read(1 << 20), b""):
+                digest.update(block)
+                out.write(block)
+    except OSError as err:
+        raise ModelFetchError(_offline_message(name, url, "the URL's host", err, False)) from err
+    got = "sha256:" + digest.hexdigest()
+    if revision and got != revision:
+        raise ModelFetchError(f"backbones.{name}: {url} downloaded with {got}, not the pinned hub_revision {revision}")
+    return got
+
+
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0] if text else ''}"
@@ -226,7 +259,7 @@ def fetch(
     hub, repo_id = parse_hub_id(name, hub_spec(name, cfg))
     requested = revision or cfg.hub_revision
     dest = Path(dest) if dest else PRETRAINED / name
-    downloader = _fetch_huggingface if hub == "huggingface" else _fetch_modelscope
+    downloader = {"huggingface": _fetch_huggingface, "modelscope": _fetch_modelscope, "url": _fetch_url}[hub]
     # Into a temporary sibling, renamed over dest only when complete: a failure (no network, a
     # missing revision, Ctrl-C) leaves dest as it was — never an empty or partial model directory.
     with atomic_dir(dest) as tmp:
@@ -253,7 +286,7 @@ def fetch(
 def next_steps(name: str, info: dict[str, Any], cfg: Any) -> str:
     """What to run after a fetch: track the directory with DVC and point the params at it."""
     dest = info["dest"]
-    hub_value = ("modelscope:" if info["hub"] == "modelscope" else "") + info["repo_id"]
+    hub_value = {"modelscope": "modelscope:", "url": "url:"}.get(info["hub"], "") + info["repo_id"]
     lines = [
         f"fetched {info['repo_id']}@{info['revision']} from {HUB_NAMES[info['hub']]} into {dest} "
         f"({info['files']} files, {info['bytes'] / 1e6:.1f} MB)",
@@ -264,8 +297,10 @@ def next_steps(name: str, info: dict[str, Any], cfg: Any) -> str:
     cfg = FetchTarget.of(cfg)
     if cfg.source != dest or cfg.hub != hub_value:
         lines += [f"  in params.yaml, backbones.{name}:", f"    source: {dest}", f"    hub: {hub_value}"]
-        if info["hub"] == "huggingface":  # a commit pins the model; ModelScope revisions are branch/tag names
+        if info["hub"] in ("huggingface", "url"):  # a commit / file digest pins it; ModelScope's are branch/tag names
             lines.append(f"    hub_revision: {info['revision']}")
+    elif info["hub"] == "url" and cfg.hub_revision != info["revision"]:  # a URL's file can change under it
+        lines += [f"  pin it in params.yaml, backbones.{name}:", f"    hub_revision: {info['revision']}"]
     return "\n".join(lines)
 
 

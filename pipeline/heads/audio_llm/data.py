@@ -131,9 +131,10 @@ def ids_digest(examples: Sequence[Example]) -> str:
 
 @dataclass
 class FrameBank:
-    """Frame features [T, D] per utterance and token group (``audio``, optionally ``video``)."""
+    """Token features [T, D] per utterance and token group (``audio``; ``video`` or one per further store)."""
 
     frames: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)  # group -> "frames" | "pooled (one token)"
 
     @classmethod
     def load(cls, stores: dict[str, FeatureStore], ids: Sequence[str]) -> "FrameBank":
@@ -141,14 +142,21 @@ class FrameBank:
 
         Reads the store's documented ``frames``/``offsets`` arrays directly: one read instead of one
         per utterance (``FeatureStore.frames``), which matters for corpora of 10 000+ utterances.
+        A store without frame features (a further group only: the plan refuses it for audio) gives one
+        token per utterance, its pooled vector — the last layer of a layered store.
         """
         bank = cls()
         for group, store in tqdm(stores.items(), desc="loading frames", leave=False):
+            rows = store.rows(ids)
+            if not store.attrs.get("has_frames"):
+                pooled = np.asarray(store.pooled(ids, layer=-1 if store.layered else None), np.float32)
+                bank.frames[group] = {uid: pooled[i : i + 1] for i, uid in enumerate(ids)}
+                bank.sources[group] = "pooled (one token)"
+                continue
             flat = np.asarray(store.group["frames"][...], np.float32)
             offsets = np.asarray(store.group["offsets"][...], np.int64)
-            bank.frames[group] = {
-                uid: flat[offsets[r] : offsets[r + 1]] for uid, r in zip(ids, store.rows(ids))
-            }
+            bank.frames[group] = {uid: flat[offsets[r] : offsets[r + 1]] for uid, r in zip(ids, rows)}
+            bank.sources[group] = "frames"
         return bank
 
     @property

@@ -1,13 +1,15 @@
 """The Audio-LLM: frame features → MLP projector → soft tokens inside a Qwen2.5 chat prompt.
 
-Each token group (``audio``; ``video`` for the Emotion-LLaMA-style extension) has its own
+Each token group (``audio``; ``video``, or one group per further store — Emotion-LLaMA's global EVA,
+local MAE and temporal VideoMAE tokens — see :mod:`.plan`) has its own
 :class:`Projector`: frames are z-scored with statistics of the training frames (buffers, so they
 travel in ``projector.pt``), ``downsample`` consecutive frames are stacked into one vector (50 Hz
 emotion2vec with k=5 → 10 tokens/s), the sequence is average-pooled down to ``max_tokens`` if
 longer, and a two-layer MLP maps each vector to the LLM's hidden size.
 
 The soft tokens replace a placeholder at the start of the user's message, so the sequence is
-``<chat prefix> [audio tokens][video tokens] <instruction> <chat suffix> <answer><eos>`` with the
+``<chat prefix> [audio tokens][video tokens]... <instruction> <chat suffix> <answer><eos>`` (groups in
+the run item's order) with the
 tokenizer's own chat template (a plain ``instruction\\n`` when it has none). Only the answer and its
 end-of-sequence token carry labels; everything else is ``-100``.
 """
@@ -205,8 +207,10 @@ def load_llm(model_dir: str | Path, device: str = "cpu", dtype: torch.dtype = to
 
 
 def build_projectors(dims: dict[str, int], out_dim: int, settings) -> dict[str, Projector]:
-    """One projector per token group from the head's ``projector`` / ``video_projector`` settings."""
-    sections = {"audio": settings.projector, "video": settings.video_projector or settings.projector}
+    """One projector per token group: ``projector`` for ``audio``, ``video_projector`` (default: as
+    ``projector``) for every further group (``video``, or one per further store)."""
+    extra = settings.video_projector or settings.projector
+    sections = {group: settings.projector if group == "audio" else extra for group in dims}
     return {
         group: Projector(dim, out_dim, hidden=sections[group].hidden, downsample=sections[group].downsample,
                          max_tokens=sections[group].max_tokens)

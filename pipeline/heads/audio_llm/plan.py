@@ -5,6 +5,15 @@ the head's settings and the run item's ``backbone``, so they see identical rows 
 the manifest utterances present in the audio store (and the video store, for ``audio+video``);
 folds come from :func:`pipeline.experiment.protocol.plan_folds` (official split, carved dev, or
 cross-validation with one fold per test partition).
+
+Token groups (Emotion-LLaMA style): the run item's ``backbone`` joins stores with ``+``. The first is the
+``audio`` group and must hold frame features; a single second store is the ``video`` group
+(``egemaps+fer``); with more, each further store is a group named after its backbone
+(``hubert_zh_large+eva_clip_g+mae_face+videomae_base``: audio, then ``eva_clip_g``, ``mae_face``,
+``videomae_base``), each with its own projector, in that order in the prompt. A further store without
+frame features (``videomae``: one clip vector per utterance) gives one token per utterance, its pooled
+vector (the last layer of a layered store), as Emotion-LLaMA feeds its utterance-level MAE, VideoMAE and
+HuBERT features.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ from pipeline.heads.audio_llm.parse import LabelParser
 from pipeline.heads.audio_llm.settings import AudioLLMSettings
 from pipeline.heads.base import register_head
 
-GROUPS = ("audio", "video")  # token groups, in the order of the run item's backbone (audio[+video])
+AUDIO, VIDEO = "audio", "video"  # the first store's group; the only further store's group (audio+video)
 
 
 @register_head(
@@ -46,10 +55,16 @@ def audio_llm_settings(cfg: Any, head: str = "audio_llm") -> AudioLLMSettings:
 
 
 def members(backbone: str) -> dict[str, str]:
-    """Token group → feature store of a run item's ``backbone`` (``egemaps`` or ``egemaps+fer``)."""
+    """Token group → feature store of a run item's ``backbone`` (``egemaps``, ``egemaps+fer``, or
+    ``hubert+eva+mae+videomae``: audio, then one group per further store, named after it)."""
     names = split_members(backbone, "run.audio_llm", "name the audio store with frame features, optionally "
-                          "'+' a video store (e.g. egemaps+fer)", at_most=len(GROUPS), error=AudioLLMError)
-    return dict(zip(GROUPS, names))
+                          "'+' further stores for extra token groups (e.g. egemaps+fer), each once", error=AudioLLMError)
+    if len(names) == 2:
+        return {AUDIO: names[0], VIDEO: names[1]}
+    if AUDIO in names[1:]:
+        raise AudioLLMError(f"params.yaml: run.audio_llm backbone {backbone!r}: a further store named {AUDIO!r} "
+                            "would clash with the audio token group; rename that backbone")
+    return {AUDIO: names[0], **{name: name for name in names[1:]}}
 
 
 def align_dir(corpus: str, backbone: str, head: str = "audio_llm") -> Path:
@@ -67,11 +82,12 @@ def fold_dir(base: Path, fold: Fold, n_folds: int) -> Path:
     return base if n_folds == 1 else base / fold.name
 
 
-def open_store(corpus: str, backbone: str) -> FeatureStore:
+def open_store(corpus: str, backbone: str, pooled_ok: bool = False) -> FeatureStore:
+    """The store of a token group; without frame features only where ``pooled_ok`` (a further group)."""
     store = FeatureStore(store_path(corpus, backbone))
-    if store.applicable and not store.attrs.get("has_frames"):
+    if store.applicable and not store.attrs.get("has_frames") and not pooled_ok:
         raise AudioLLMError(
-            f"{store.path}: backbone {backbone} stored no frame features; the Audio-LLM needs frames "
+            f"{store.path}: backbone {backbone} stored no frame features; the Audio-LLM's audio store needs frames "
             f"(opensmile: lld: true; hf_audio and fer always have them)"
         )
     return store
@@ -106,7 +122,7 @@ class Plan:
 def make_plan(corpus: Corpus, cfg: Any, backbone: str, head: str = "audio_llm") -> Plan:
     """Open the stores and work out rows, tasks and folds (or why this pair is skipped)."""
     settings = audio_llm_settings(cfg, head)
-    stores = {group: open_store(corpus.name, name) for group, name in members(backbone).items()}
+    stores = {group: open_store(corpus.name, name, pooled_ok=group != AUDIO) for group, name in members(backbone).items()}
     plan = Plan(corpus, settings, head, backbone, corpus.manifest.set_index("id").iloc[:0], [], {}, [], stores, {})
     for group, store in stores.items():
         if not store.applicable:

@@ -4,8 +4,9 @@ The groups are what lets each DVC stage depend on only what it reads (dvc.yaml l
 ``align`` reads ``llm``, ``tasks``, ``projector``, ``video_projector`` and ``align``; ``instruct``
 reads ``llm``, ``tasks``, ``languages``, ``instruct`` and ``generate`` (dev selection generates
 answers); ``eval`` reads ``llm``, ``tasks``, ``languages`` and ``generate``. Which feature stores
-feed the model is the run item's ``backbone``: ``egemaps`` (audio tokens) or ``egemaps+fer``
-(audio tokens + projected video tokens, Emotion-LLaMA style).
+feed the model is the run item's ``backbone``: ``egemaps`` (audio tokens), ``egemaps+fer``
+(audio tokens + projected video tokens), or several further stores, one token group each
+(``hubert_zh_large+eva_clip_g+mae_face+videomae_base``, Emotion-LLaMA style; see :mod:`.plan`).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class AudioLLMSettings(Settings):
     tasks: list[str] | None = None  # classification tasks to instruct (null: all)
     languages: list[Literal["en", "zh"]] = Field(default_factory=lambda: ["en"], min_length=1)  # first = headline
     projector: ProjectorSettings = Field(default_factory=ProjectorSettings)
-    video_projector: ProjectorSettings | None = None  # the extra token group's projector (null: as projector)
+    video_projector: ProjectorSettings | None = None  # every further token group's projector (null: as projector)
     align: AlignSettings = Field(default_factory=AlignSettings)
     instruct: InstructSettings = Field(default_factory=InstructSettings)
     generate: GenerateSettings = Field(default_factory=GenerateSettings)

@@ -161,7 +161,8 @@ def run_align(corpus: Corpus, cfg: Any, backbone: str, out_dir: str | Path, head
             out = fold_dir(tmp, fold, len(plan.folds))
             out.mkdir(parents=True, exist_ok=True)
             save_projectors(out / "projector.pt", dict(model.projectors.items()), {"stage": "align", "fold": fold.name})
-            write_json(out / "align.json", {"fold": fold.name, "dev_note": fold.dev_note, **report})
+            write_json(out / "align.json", {"fold": fold.name, "dev_note": fold.dev_note, "token_groups": bank.sources,
+                                            **report})
             summary["folds"][fold.name] = {"chosen_epoch": report["chosen_epoch"], "history": report["history"]}
     return summary
 
