@@ -6,6 +6,13 @@ and test headline metrics), pooled dev/test metrics (per-class recall, confusion
 seed and fold summaries — plus one prediction table per task under
 ``metrics/predictions/<corpus>/<backbone>/<head>/<task>.csv``. A combination that does not apply
 writes ``skipped`` with the reason instead.
+
+Beside it, :func:`write_result` writes the experiment's *headline* file,
+``metrics/headline/<corpus>/<backbone>/<head>.json`` = ``{task: {split: {uar, war, macro_f1, ccc,
+n}}}`` (only the keys that apply, finite values rounded to 4 decimals; ``{}`` for a skipped
+combination): what ``dvc metrics`` and ``dvc exp show`` read. It is a ``cache: false`` output (in
+git), so ``dvc metrics diff main <branch>`` works without anyone's DVC cache; the detailed JSON is an
+ordinary output.
 """
 
 from __future__ import annotations
@@ -16,6 +23,11 @@ from typing import Any
 
 from pipeline.core.io import atomic_dir, write_json
 from pipeline.core.metrics import headline
+from pipeline.core.paths import headline_for
+
+HEADLINE_KEYS = ("uar", "war", "macro_f1", "ccc", "n")
+"""What the headline file keeps per task and split (the rest stays in the detailed JSON)."""
+HEADLINE_DECIMALS = 4
 
 
 def experiment_header(corpus: Any, backbone: str, head: str) -> dict[str, Any]:
@@ -43,8 +55,35 @@ def write_skipped(
         if folder is not None:
             with atomic_dir(folder) as tmp:
                 write_json(tmp / "skipped.json", result)
-    write_json(metrics_path, result)
+    write_result(result, metrics_path)
     return result
+
+
+def write_result(result: dict[str, Any], metrics_path: str | Path) -> None:
+    """Write an experiment's detailed JSON to ``metrics_path`` and its headline file
+    (:func:`pipeline.core.paths.headline_for`): every head family's results go through here."""
+    write_json(metrics_path, result)
+    write_json(headline_for(metrics_path), headline_summary(result))
+
+
+def headline_summary(result: dict[str, Any]) -> dict[str, dict[str, dict[str, float | int]]]:
+    """``{task: {split: {uar, war, macro_f1, ccc, n}}}`` of one experiment: only the keys with a
+    finite value, rounded to :data:`HEADLINE_DECIMALS` (so the bytes do not depend on the last bits of
+    a float sum); ``{}`` for a skipped combination."""
+    out: dict[str, dict[str, dict[str, float | int]]] = {}
+    for task, entry in result.get("tasks", {}).items():
+        for split in ("dev", "test"):
+            if split not in entry:
+                continue
+            values: dict[str, float | int] = {}
+            for key in HEADLINE_KEYS:
+                value = entry[split].get(key)
+                if value is None or isinstance(value, bool) or not math.isfinite(value):
+                    continue
+                # + 0.0: a tiny negative CCC rounds to 0.0, not -0.0
+                values[key] = int(value) if key == "n" else round(float(value), HEADLINE_DECIMALS) + 0.0
+            out.setdefault(task, {})[split] = values
+    return out
 
 
 def leaderboard_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
