@@ -16,8 +16,8 @@ from pathlib import Path
 import yaml
 
 from pipeline.core.hashing import ROOT
-from pipeline.core.paths import experiment_path, headline_for, headline_path
-from pipeline.experiment.results import HEADLINE_KEYS, headline_summary, write_skipped
+from pipeline.core.paths import experiment_path
+from pipeline.experiment.results import HEADLINE_KEYS, headline_for, headline_path, headline_summary, write_skipped
 from tests.factories import feature_corpus, run_head
 
 

@@ -48,18 +48,3 @@ def experiment_path(corpus: str, backbone: str, head: str, metrics_dir: Path = M
 
 def predictions_dir(corpus: str, backbone: str, head: str, metrics_dir: Path = METRICS) -> Path:
     return metrics_dir / "predictions" / corpus / backbone / head
-
-
-def headline_path(corpus: str, backbone: str, head: str, metrics_dir: Path = METRICS) -> Path:
-    """The small headline metrics file DVC reads (``metrics:``, committed to git) of one experiment."""
-    return metrics_dir / "headline" / corpus / backbone / f"{head}.json"
-
-
-def headline_for(experiment_json: str | Path) -> Path:
-    """The headline file of the experiment JSON at ``experiment_json``: ``<m>/experiments/<c>/<b>/<h>.json``
-    has ``<m>/headline/<c>/<b>/<h>.json`` (:func:`headline_path`); a JSON elsewhere (a test's, a tool's)
-    has ``<stem>.headline.json`` beside it."""
-    path = Path(experiment_json)
-    if len(path.parts) >= 4 and path.parts[-4] == "experiments":
-        return path.parents[3] / "headline" / Path(*path.parts[-3:])
-    return path.with_name(f"{path.stem}.headline.json")

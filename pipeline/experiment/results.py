@@ -23,7 +23,7 @@ from typing import Any
 
 from pipeline.core.io import atomic_dir, write_json
 from pipeline.core.metrics import headline
-from pipeline.core.paths import headline_for
+from pipeline.core.paths import METRICS
 
 HEADLINE_KEYS = ("uar", "war", "macro_f1", "ccc", "n")
 """What the headline file keeps per task and split (the rest stays in the detailed JSON)."""
@@ -59,9 +59,25 @@ def write_skipped(
     return result
 
 
+def headline_path(corpus: str, backbone: str, head: str, metrics_dir: Path = METRICS) -> Path:
+    """The headline file of one experiment (here, not in :mod:`pipeline.core.paths`: every stage
+    depends on ``pipeline/core``, and only the experiment stages write or read this file)."""
+    return metrics_dir / "headline" / corpus / backbone / f"{head}.json"
+
+
+def headline_for(experiment_json: str | Path) -> Path:
+    """The headline file of the experiment JSON at ``experiment_json``: ``<m>/experiments/<c>/<b>/<h>.json``
+    has ``<m>/headline/<c>/<b>/<h>.json`` (:func:`headline_path`); a JSON elsewhere (a test's, a tool's)
+    has ``<stem>.headline.json`` beside it."""
+    path = Path(experiment_json)
+    if len(path.parts) >= 4 and path.parts[-4] == "experiments":
+        return path.parents[3] / "headline" / Path(*path.parts[-3:])
+    return path.with_name(f"{path.stem}.headline.json")
+
+
 def write_result(result: dict[str, Any], metrics_path: str | Path) -> None:
     """Write an experiment's detailed JSON to ``metrics_path`` and its headline file
-    (:func:`pipeline.core.paths.headline_for`): every head family's results go through here."""
+    (:func:`headline_for`): every head family's results go through here."""
     write_json(metrics_path, result)
     write_json(headline_for(metrics_path), headline_summary(result))
 
