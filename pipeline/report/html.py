@@ -50,6 +50,11 @@ code { background: #f4f4f4; padding: 0 0.2em; }
 p.none { color: #666; font-style: italic; }
 """
 
+SHADES = 10
+"""Confusion cells are shaded in this many steps of their row's share (CSS classes s0 … s10)."""
+STYLE += "".join(f"table.confusion td.s{k} {{ background: rgba(33, 102, 172, {0.9 * k / SHADES:.2f});"
+                 f"{' color: #fff;' if k > 0.55 * SHADES else ''} }}\n" for k in range(SHADES + 1))
+
 _SCORE = re.compile(r"^([-+]?\d+\.\d+) (\[[-+]?\d+\.\d+, [-+]?\d+\.\d+\])$")
 
 
@@ -81,7 +86,8 @@ def _none(text: str) -> str:
 
 
 def confusion_table(name: str, split: str, metrics: dict[str, Any]) -> str:
-    """One confusion matrix (rows: actual, columns: predicted) as an HTML table, cells shaded by their row's share."""
+    """One confusion matrix (rows: actual, columns: predicted) as an HTML table, cells shaded by their row's share
+    (:data:`SHADES` steps), the diagonal outlined, each class's recall in the last column."""
     classes = [str(c) for c in metrics["classes"]]
     matrix = metrics["confusion"]
     recall = metrics.get("per_class_recall") or {}
@@ -91,11 +97,8 @@ def confusion_table(name: str, split: str, metrics: dict[str, Any]) -> str:
         total = sum(counts)
         cells = []
         for j, count in enumerate(counts):
-            share = count / total if total else 0.0
-            colour = "#fff" if share > 0.55 else "#1b1b1b"
-            diag = ' diag' if i == j else ''
-            cells.append(f'<td class="num{diag}" style="background:rgba(33,102,172,{share * 0.9:.2f});color:{colour}">'
-                         f"{count}</td>")
+            level = round(SHADES * count / total) if total else 0  # a class per shade: 12 bytes a cell, not a style
+            cells.append(f'<td class="s{level}{" diag" if i == j else ""}">{count}</td>')
         r = recall.get(metrics["classes"][i])
         cells.append(f'<td class="num">{"–" if r is None else f"{r:.3f}"}</td>')
         body.append(f"<tr><th>{html.escape(label)}</th>{''.join(cells)}</tr>")
