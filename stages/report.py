@@ -1,4 +1,4 @@
-"""Stage ``report``: leaderboard.json/.md, skipped.json and plots for every experiment ``run`` names."""
+"""Stage ``report``: leaderboard.json/.md, skipped.json, plots and report.html for every experiment ``run`` names."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def main(args, params) -> None:
     out = build_report(METRICS, run.corpora, run.experiments(), run.cross_experiments())
     # One line, not the table: `make repro` prints metrics/leaderboard.md once after `dvc repro`,
     # also when DVC skipped this stage or restored it from the run-cache (then nothing runs here).
-    print(f"report: {len(out['rows'])} leaderboard rows in {METRICS / 'leaderboard.md'} (and .json, plots/)")
+    print(f"report: {len(out['rows'])} leaderboard rows in {METRICS / 'leaderboard.md'} (and .json, plots/, report.html)")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The real `dvc repro` on a tiny demo config inside a temporary git repository.
 
 Checks the caching contract: second repro is a no-op; a head param reruns only probe + report; a
-backbone param reruns only that backbone's embed and what depends on it; metrics show/diff work;
+backbone param reruns only that backbone's embed and what depends on it; `dvc metrics show` lists
+the headline files; `dvc metrics diff` between two commits works in a fresh clone with no DVC cache;
 push to the local remote and pull into a fresh clone restores everything with a clean status.
 """
 
@@ -49,14 +50,26 @@ def test_repro_caches_reruns_and_shares(repo, tmp_path):
     assert {"embed@demo-fer", "probe@demo-fer-logreg"} <= rerun <= {"validate", "embed@demo-fer", "probe@demo-fer-logreg", "report"}
     commit(repo, "new head grid, fer mean pooling")
 
+    # the DVC metrics are the small headline files (in git), not the detailed experiment JSONs
     shown = sh(repo, "dvc", "metrics", "show")
-    assert "metrics/experiments/demo/egemaps/logreg.json" in shown and "tasks.emotion.test.uar" in shown
-    diff = sh(repo, "dvc", "metrics", "diff", "HEAD~1")
-    assert "tasks.emotion" in diff  # the C grid changed the selection metrics
+    assert "metrics/headline/demo/egemaps/logreg.json" in shown and "emotion.test.uar" in shown, shown
+    assert "metrics/experiments" not in shown and "per_class_recall" not in shown and "confusion" not in shown
+    headline = json.loads((repo / "metrics/headline/demo/fer/logreg.json").read_text())
+    assert set(headline) == {"emotion"} and set(headline["emotion"]) == {"dev", "test"}
+    assert set(headline["emotion"]["test"]) == {"uar", "war", "macro_f1", "n"}  # no ccc on a classification task
+    assert "metrics/headline/demo/fer/logreg.json" in sh(repo, "git", "ls-files", "metrics/headline")
+    assert (repo / "metrics/report.html").stat().st_size > 10_000
 
     sh(repo, "dvc", "push")
     clone = tmp_path / "clone"
     sh(tmp_path, "git", "clone", "-q", str(repo), str(clone))
+    # before any pull: a clone with no DVC cache diffs the metrics of two revisions from git alone
+    assert not (clone / ".dvc/cache").exists()
+    diff = sh(clone, "dvc", "metrics", "diff", "HEAD~1", "--all", "--md")
+    assert "failed" not in diff.lower() and "metrics/headline/demo/fer/logreg.json" in diff, diff
+    changed = {line.split("|")[2].strip() for line in sh(clone, "dvc", "metrics", "diff", "HEAD~1", "--md").splitlines()
+               if line.startswith("| metrics/headline/")}
+    assert changed, "the new C grid and fer's mean pooling changed no headline metric"
     sh(clone, "dvc", "remote", "modify", "--local", "local", "url", str(repo.parent / "remote"))
     sh(clone, "dvc", "pull")
     assert (clone / "features/demo/minilm.zarr/zarr.json").exists()

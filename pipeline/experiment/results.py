@@ -6,6 +6,13 @@ and test headline metrics), pooled dev/test metrics (per-class recall, confusion
 seed and fold summaries — plus one prediction table per task under
 ``metrics/predictions/<corpus>/<backbone>/<head>/<task>.csv``. A combination that does not apply
 writes ``skipped`` with the reason instead.
+
+Beside it, :func:`write_result` writes the experiment's *headline* file,
+``metrics/headline/<corpus>/<backbone>/<head>.json`` = ``{task: {split: {uar, war, macro_f1, ccc,
+n}}}`` (only the keys that apply, finite values rounded to 4 decimals; ``{}`` for a skipped
+combination): what ``dvc metrics`` and ``dvc exp show`` read. It is a ``cache: false`` output (in
+git), so ``dvc metrics diff main <branch>`` works without anyone's DVC cache; the detailed JSON is an
+ordinary output.
 """
 
 from __future__ import annotations
@@ -16,6 +23,11 @@ from typing import Any
 
 from pipeline.core.io import atomic_dir, write_json
 from pipeline.core.metrics import headline
+from pipeline.core.paths import METRICS
+
+HEADLINE_KEYS = ("uar", "war", "macro_f1", "ccc", "n")
+"""What the headline file keeps per task and split (the rest stays in the detailed JSON)."""
+HEADLINE_DECIMALS = 4
 
 
 def experiment_header(corpus: Any, backbone: str, head: str) -> dict[str, Any]:
@@ -43,8 +55,51 @@ def write_skipped(
         if folder is not None:
             with atomic_dir(folder) as tmp:
                 write_json(tmp / "skipped.json", result)
-    write_json(metrics_path, result)
+    write_result(result, metrics_path)
     return result
+
+
+def headline_path(corpus: str, backbone: str, head: str, metrics_dir: Path = METRICS) -> Path:
+    """The headline file of one experiment (here, not in :mod:`pipeline.core.paths`: every stage
+    depends on ``pipeline/core``, and only the experiment stages write or read this file)."""
+    return metrics_dir / "headline" / corpus / backbone / f"{head}.json"
+
+
+def headline_for(experiment_json: str | Path) -> Path:
+    """The headline file of the experiment JSON at ``experiment_json``: ``<m>/experiments/<c>/<b>/<h>.json``
+    has ``<m>/headline/<c>/<b>/<h>.json`` (:func:`headline_path`); a JSON elsewhere (a test's, a tool's)
+    has ``<stem>.headline.json`` beside it."""
+    path = Path(experiment_json)
+    if len(path.parts) >= 4 and path.parts[-4] == "experiments":
+        return path.parents[3] / "headline" / Path(*path.parts[-3:])
+    return path.with_name(f"{path.stem}.headline.json")
+
+
+def write_result(result: dict[str, Any], metrics_path: str | Path) -> None:
+    """Write an experiment's detailed JSON to ``metrics_path`` and its headline file
+    (:func:`headline_for`): every head family's results go through here."""
+    write_json(metrics_path, result)
+    write_json(headline_for(metrics_path), headline_summary(result))
+
+
+def headline_summary(result: dict[str, Any]) -> dict[str, dict[str, dict[str, float | int]]]:
+    """``{task: {split: {uar, war, macro_f1, ccc, n}}}`` of one experiment: only the keys with a
+    finite value, rounded to :data:`HEADLINE_DECIMALS` (so the bytes do not depend on the last bits of
+    a float sum); ``{}`` for a skipped combination."""
+    out: dict[str, dict[str, dict[str, float | int]]] = {}
+    for task, entry in result.get("tasks", {}).items():
+        for split in ("dev", "test"):
+            if split not in entry:
+                continue
+            values: dict[str, float | int] = {}
+            for key in HEADLINE_KEYS:
+                value = entry[split].get(key)
+                if value is None or isinstance(value, bool) or not math.isfinite(value):
+                    continue
+                # + 0.0: a tiny negative CCC rounds to 0.0, not -0.0
+                values[key] = int(value) if key == "n" else round(float(value), HEADLINE_DECIMALS) + 0.0
+            out.setdefault(task, {})[split] = values
+    return out
 
 
 def leaderboard_rows(result: dict[str, Any]) -> list[dict[str, Any]]:

@@ -19,10 +19,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from pipeline.core.io import atomic_dir, write_json
+from pipeline.core.io import atomic_dir
 from pipeline.core.manifest import Task
 from pipeline.core.metrics import headline
 from pipeline.experiment.protocol import Fold, plan_folds
+from pipeline.experiment.results import write_result
 from pipeline.experiment.scoring import (
     MetricWarnings,
     average_metrics,
@@ -124,7 +125,8 @@ def run_experiment(
     a task's folds (default: :func:`~pipeline.experiment.protocol.plan_folds` with ``seed``);
     ``max_folds`` runs only the first folds of a cross-validation protocol (fine-tuning's
     ``folds: first``). ``result`` holds ``corpus``, ``backbone``, ``head`` and any extras; the
-    runner adds ``tasks`` and writes it to ``metrics_path``.
+    runner adds ``tasks`` and writes it to ``metrics_path`` (and its headline file:
+    :func:`~pipeline.experiment.results.write_result`).
     """
     plan = planner or (lambda task, r, y: plan_folds(r, y, seed, task.type == "regression"))
     caught = MetricWarnings()
@@ -154,7 +156,7 @@ def run_experiment(
         where = "/".join(str(result[k]) for k in ("corpus", "backbone", "head") if result.get(k))
         print(f"{where}: {caught.summary()}", flush=True)
     result["tasks"] = tasks_out
-    write_json(metrics_path, result)
+    write_result(result, metrics_path)  # the detailed JSON and its headline file
     return result
 
 

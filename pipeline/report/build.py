@@ -10,7 +10,9 @@ shows every score with its interval, mean ± std over folds (and seeds), the num
 a note where dev is not speaker-independent or the interval rests on few units; then the paired
 comparisons (:mod:`.paired`). Plots: one confusion-matrix CSV per experiment for ``dvc plots``
 (template ``confusion``), a per-class accuracy (recall) bar chart with interval error bars, and the
-paired comparisons as ``paired.csv`` and a heatmap ``paired.png``.
+paired comparisons as ``paired.csv`` and a heatmap ``paired.png``. ``metrics/report.html`` is the
+same report for a browser, offline (:mod:`.html`): it reuses the tables' columns and the figures
+defined here and in :mod:`.paired` and :mod:`.layers`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pipeline.core.errors import StoreError
 from pipeline.core.io import atomic_dir, atomic_file, read_json, write_json
 from pipeline.core.paths import experiment_path, predictions_dir
 from pipeline.experiment.results import leaderboard_rows
+from pipeline.report.figures import placeholder, pyplot, save_png
 from pipeline.report.layers import plot_layer_scores
 from pipeline.report.paired import compare
 from pipeline.report.paired import heatmap as paired_heatmap
@@ -56,7 +59,7 @@ def build_report(
     metrics_dir: str | Path, corpora: list[str], experiments: Iterable[tuple[str, str, str]],
     cross: Iterable[tuple[str, str, str, str]] = (),
 ) -> dict[str, Any]:
-    """Write leaderboard.json/.md, skipped.json and plots under ``metrics_dir``; return the rows."""
+    """Write leaderboard.json/.md, skipped.json, plots and report.html under ``metrics_dir``; return the rows."""
     metrics_dir = Path(metrics_dir)
     results, skipped_combos = collect(metrics_dir, corpora, experiments, cross)
     rows = [r for res in results for r in leaderboard_rows(res)]
@@ -76,16 +79,26 @@ def build_report(
         f.write(markdown)
     with atomic_dir(metrics_dir / "plots") as tmp:
         write_plots(tmp, metrics_dir, results, comparisons)
-    return {"rows": rows, "markdown": markdown, "comparisons": comparisons}
+    from pipeline.report.html import render_html  # html builds on this module's tables and figures
+
+    page = render_html(rows, results, skipped_combos, media, comparisons, metrics_dir)
+    with atomic_file(metrics_dir / "report.html") as f:
+        f.write(page)
+    return {"rows": rows, "markdown": markdown, "comparisons": comparisons, "html": page}
+
+
+INTRO = ("Scores with 95 % cluster-bootstrap intervals [low, high] (the independence unit resampled; "
+         "`units` says which and how many); cross-validation rows pool out-of-fold predictions, "
+         "`mean ± std` is over folds (and seeds).")
+"""The leaderboard's opening note (Markdown; report.html shows it too)."""
+SPLITS = ("test", "dev")
+"""The leaderboard's sections, in order."""
 
 
 def render_markdown(rows: list[dict], skipped_combos: list[dict], media: list[dict],
                     comparisons: list[dict] | None = None) -> str:
-    lines = ["# AffectBench leaderboard", "",
-             ("Scores with 95 % cluster-bootstrap intervals [low, high] (the independence unit resampled; "
-              "`units` says which and how many); cross-validation rows pool out-of-fold predictions, "
-              "`mean ± std` is over folds (and seeds)."), ""]
-    for split in ("test", "dev"):
+    lines = ["# AffectBench leaderboard", "", INTRO, ""]
+    for split in SPLITS:
         part = [r for r in rows if r["split"] == split]
         if part:
             lines += [f"## {split}", "", _table(part), ""]
@@ -139,8 +152,9 @@ def _notes(row: dict) -> str:
     return "; ".join(notes)
 
 
-def _table(rows: list[dict]) -> str:
-    """One split's Markdown table; columns that no row fills (ccc, depression F1/AUROC, spread) are left out."""
+def leaderboard_columns(rows: list[dict]) -> list[tuple[str, Any]]:
+    """One split's table columns (name, cell text of a row); columns that no row fills (ccc, depression
+    F1/AUROC, spread) are left out. The Markdown and the HTML report show the same columns."""
     classification = any(r.get("uar") is not None for r in rows)
     columns: list[tuple[str, Any]] = [(k, (lambda r, k=k: r.get(k, ""))) for k in ("corpus", "task", "backbone", "head")]
     if any(r.get("train_corpus", r["corpus"]) != r.get("test_corpus", r["corpus"]) for r in rows):
@@ -158,9 +172,15 @@ def _table(rows: list[dict]) -> str:
                 ("units", lambda r: f"{r['n_units']} {r['ci_unit']}s" if r.get("n_units") is not None else "–"),
                 ("layer", lambda r: r.get("layer", "")), ("norm", lambda r: r.get("norm", "global")),
                 ("notes", _notes)]
+    return [(name, (lambda r, cell=cell: str(cell(r)))) for name, cell in columns]
+
+
+def _table(rows: list[dict]) -> str:
+    """One split's Markdown table (:func:`leaderboard_columns`)."""
+    columns = leaderboard_columns(rows)
     header = "| " + " | ".join(name for name, _ in columns) + " |"
     sep = "|" + "|".join("---" for _ in columns) + "|"
-    body = ["| " + " | ".join(str(cell(r)) for _, cell in columns) + " |" for r in rows]
+    body = ["| " + " | ".join(cell(r) for _, cell in columns) + " |" for r in rows]
     return "\n".join([header, sep, *body])
 
 
@@ -184,21 +204,21 @@ def write_plots(out: Path, metrics_dir: Path, results: list[dict], comparisons: 
     per_class_chart(out / "per_class_accuracy.png", results)
     write_paired_csv(comparisons or [], out / "paired.csv")
     paired_heatmap(comparisons or [], out / "paired.png")
-    layer_csvs = [
+    plot_layer_scores(layer_csvs(results, metrics_dir), out / "layers.png")
+
+
+def layer_csvs(results: list[dict], metrics_dir: Path) -> list[Path]:
+    """The layer-sweep tables (``<task>_layers.csv``, written by ``layer: best`` probes) of the results."""
+    return [
         path
         for res in results
         for task in res["tasks"]
         if (path := predictions_dir(res["corpus"], res["backbone"], res["head"], metrics_dir) / f"{task}_layers.csv").exists()
     ]
-    plot_layer_scores(layer_csvs, out / "layers.png")
 
 
-def per_class_chart(path: Path, results: list[dict]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def per_class_groups(results: list[dict]) -> dict[tuple[str, str, str], list[tuple[str, dict]]]:
+    """Classification results by (corpus, task, split) — the test split, else dev — as (system name, metrics)."""
     groups: dict[tuple[str, str, str], list[tuple[str, dict]]] = {}
     for res in results:
         for task, entry in res["tasks"].items():
@@ -207,16 +227,18 @@ def per_class_chart(path: Path, results: list[dict]) -> None:
             split = "test" if "test" in entry else "dev"
             label = f"{res['backbone']} / {res['head']}"
             groups.setdefault((res["corpus"], task, split), []).append((label, entry[split]))
-    n = max(1, len(groups))
-    if not groups:  # only regression tasks: nothing per class to draw, but keep the output
-        fig, ax = plt.subplots(figsize=(4, 1))
-        ax.axis("off")
-        ax.text(0.5, 0.5, "no classification tasks", ha="center")
-        fig.savefig(path)
-        plt.close(fig)
-        return
-    fig, axes = plt.subplots(n, 1, figsize=(11, 3.2 * n), squeeze=False)
-    for ax, ((corpus, task, split), items) in zip(axes[:, 0], sorted(groups.items())):
+    return dict(sorted(groups.items()))
+
+
+def per_class_figure(results: list[dict]):
+    """Per-class recall bars with 95 % interval error bars, one panel per (corpus, task); None without
+    classification tasks. The legend sits right of the axes, never over the bars."""
+    groups = per_class_groups(results)
+    if not groups:
+        return None
+    plt = pyplot()
+    fig, axes = plt.subplots(len(groups), 1, figsize=(11, 3.2 * len(groups)), squeeze=False)
+    for ax, ((corpus, task, split), items) in zip(axes[:, 0], groups.items()):
         classes = items[0][1]["classes"]
         width = 0.8 / len(items)
         for k, (label, m) in enumerate(items):
@@ -235,5 +257,11 @@ def per_class_chart(path: Path, results: list[dict]) -> None:
         ax.set_title(f"{corpus} · {task}: per-class accuracy ({split}; bars: 95 % cluster-bootstrap intervals)")
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
+
+
+def per_class_chart(path: Path, results: list[dict]) -> None:
+    """The per-class accuracy chart (:func:`per_class_figure`) as a PNG for ``dvc plots``."""
+    fig = per_class_figure(results)
+    # only regression tasks: nothing per class to draw, but keep the output
+    save_png(fig if fig is not None else placeholder("no classification tasks"), path)

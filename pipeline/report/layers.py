@@ -12,7 +12,7 @@ from typing import Iterable
 
 import pandas as pd
 
-from pipeline.core.io import atomic_file
+from pipeline.report.figures import placeholder, pyplot, save_png
 
 
 def read_layer_scores(csv_paths: Iterable[str | Path]) -> pd.DataFrame:
@@ -27,19 +27,14 @@ def read_layer_scores(csv_paths: Iterable[str | Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def plot_layer_scores(csv_paths: Iterable[str | Path], png: str | Path) -> None:
-    """Draw dev score against layer for every layer CSV into ``png`` (written atomically)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def layer_figure(csv_paths: Iterable[str | Path]):
+    """Dev score against layer for every layer CSV (one panel per corpus, task and metric), or None without any."""
     df = read_layer_scores(csv_paths)
-    panels = sorted(df.groupby(["corpus", "task", "metric"]).groups) if not df.empty else []
-    fig, axes = plt.subplots(max(1, len(panels)), 1, figsize=(7, 3 * max(1, len(panels))), squeeze=False)
-    if not panels:
-        axes[0, 0].axis("off")
-        axes[0, 0].text(0.5, 0.5, "no layer sweeps (layer: best)", ha="center")
+    if df.empty:
+        return None
+    plt = pyplot()
+    panels = sorted(df.groupby(["corpus", "task", "metric"]).groups)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7, 3 * len(panels)), squeeze=False)
     for ax, (corpus, task, metric) in zip(axes[:, 0], panels):
         part = df[(df["corpus"] == corpus) & (df["task"] == task) & (df["metric"] == metric)]
         for (backbone, head), g in part.groupby(["backbone", "head"]):
@@ -52,6 +47,10 @@ def plot_layer_scores(csv_paths: Iterable[str | Path], png: str | Path) -> None:
         ax.set_title(f"{corpus} · {task}: dev {metric} per layer (★ chosen)")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    with atomic_file(png, "wb") as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
+    return fig
+
+
+def plot_layer_scores(csv_paths: Iterable[str | Path], png: str | Path) -> None:
+    """Draw dev score against layer for every layer CSV into ``png`` (written atomically)."""
+    fig = layer_figure(csv_paths)
+    save_png(fig if fig is not None else placeholder("no layer sweeps (layer: best)"), png)

@@ -36,9 +36,10 @@ from pipeline.experiment.stats import (
     moment_stats,
     paired_test,
 )
+from pipeline.report.figures import placeholder, pyplot, save_png
 
 
-def _system_items(res: dict[str, Any], task_name: str, entry: dict[str, Any], metrics_dir: Path) -> list[Items] | None:
+def system_items(res: dict[str, Any], task_name: str, entry: dict[str, Any], metrics_dir: Path) -> list[Items] | None:
     """Per seed, the test items of one experiment's task, sorted by item id (None without test rows)."""
     path = predictions_dir(res["corpus"], res["backbone"], res["head"], metrics_dir) / f"{task_name}.csv"
     if not path.exists():
@@ -64,7 +65,7 @@ def collect_systems(results: list[dict[str, Any]], metrics_dir: Path) -> dict[tu
         for task_name, entry in res.get("tasks", {}).items():
             if "test" not in entry:
                 continue
-            seeds = _system_items(res, task_name, entry, metrics_dir)
+            seeds = system_items(res, task_name, entry, metrics_dir)
             if not seeds:
                 continue
             kind = entry.get("type", "classification")
@@ -128,22 +129,36 @@ def _p(value: float | None) -> str:
     return f"{value:.2g}" if value >= 0.001 else "<0.001"
 
 
+PAIRED_NOTE = ("Same corpus, task and test items. a − b of the headline metric with a 95 % paired cluster-bootstrap "
+               "interval; p: cluster permutation test; McNemar: exact test on per-item correctness; "
+               "Holm: corrected across every comparison below.")
+
+
+def _diff(r: dict[str, Any]) -> str:
+    ci = r.get("ci")
+    return f"{r['diff']:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
+
+
+TABLE_COLUMNS: list[tuple[str, Any]] = [
+    *((k, (lambda r, k=k: str(r[k]))) for k in ("corpus", "task", "a", "b", "metric")),
+    ("a − b [95% CI]", _diff),
+    ("p", lambda r: _p(r.get("p_permutation"))),
+    ("p (Holm)", lambda r: _p(r.get("p_permutation_holm"))),
+    ("McNemar p", lambda r: _p(r.get("p_mcnemar"))),
+    ("McNemar p (Holm)", lambda r: _p(r.get("p_mcnemar_holm"))),
+    ("clusters", lambda r: str(r["clusters"])),
+]
+"""The comparisons table's columns (name, cell text of a row): the Markdown and the HTML report show the same."""
+
+
 def markdown(rows: list[dict[str, Any]]) -> list[str]:
     """The report's paired-comparisons section (empty when nothing can be paired)."""
     if not rows:
         return []
-    lines = ["## Paired comparisons (test)", "",
-             ("Same corpus, task and test items. a − b of the headline metric with a 95 % paired cluster-bootstrap "
-             "interval; p: cluster permutation test; McNemar: exact test on per-item correctness; "
-             "Holm: corrected across every comparison below."), "",
-             "| corpus | task | a | b | metric | a − b [95% CI] | p | p (Holm) | McNemar p | McNemar p (Holm) | clusters |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        ci = r.get("ci")
-        diff = f"{r['diff']:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
-        lines.append(
-            f"| {r['corpus']} | {r['task']} | {r['a']} | {r['b']} | {r['metric']} | {diff} | {_p(r.get('p_permutation'))} "
-            f"| {_p(r.get('p_permutation_holm'))} | {_p(r.get('p_mcnemar'))} | {_p(r.get('p_mcnemar_holm'))} | {r['clusters']} |")
+    lines = ["## Paired comparisons (test)", "", PAIRED_NOTE, "",
+             "| " + " | ".join(name for name, _ in TABLE_COLUMNS) + " |",
+             "|" + "|".join("---" for _ in TABLE_COLUMNS) + "|"]
+    lines += ["| " + " | ".join(cell(r) for _, cell in TABLE_COLUMNS) + " |" for r in rows]
     lines.append("")
     return lines
 
@@ -159,18 +174,13 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
         frame.to_csv(f, index=False)
 
 
-def heatmap(rows: list[dict[str, Any]], png: Path) -> None:
-    """One panel per (corpus, task): row system − column system, starred where Holm's p < 0.05."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def heatmap_figure(rows: list[dict[str, Any]]):
+    """One panel per (corpus, task): row system − column system, starred where Holm's p < 0.05 (None without rows)."""
+    if not rows:
+        return None
+    plt = pyplot()
     panels = sorted({(r["corpus"], r["task"]) for r in rows})
-    fig, axes = plt.subplots(max(1, len(panels)), 1, figsize=(7, 4.5 * max(1, len(panels))), squeeze=False)
-    if not panels:
-        axes[0, 0].axis("off")
-        axes[0, 0].text(0.5, 0.5, "no paired comparisons (need two systems on the same test items)", ha="center")
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7, 4.5 * len(panels)), squeeze=False)
     for ax, (corpus, task) in zip(axes[:, 0], panels):
         part = [r for r in rows if (r["corpus"], r["task"]) == (corpus, task)]
         names = list(dict.fromkeys([n for r in part for n in (r["a"], r["b"])]))
@@ -178,16 +188,23 @@ def heatmap(rows: list[dict[str, Any]], png: Path) -> None:
         for r in part:
             i, j = names.index(r["a"]), names.index(r["b"])
             diff[i, j], diff[j, i] = r["diff"], -r["diff"]
+        bound = np.nanmax(np.abs(diff)) if np.isfinite(diff).any() else 1.0
+        for r in part:
+            i, j = names.index(r["a"]), names.index(r["b"])
             star = "*" if (r.get("p_permutation_holm") or 1) < 0.05 else ""
             for (y, x), d in (((i, j), r["diff"]), ((j, i), -r["diff"])):
-                ax.text(x, y, f"{d + 0.0:+.3f}{star}", ha="center", va="center", fontsize=7)  # + 0.0: no "-0.000"
-        bound = np.nanmax(np.abs(diff)) if np.isfinite(diff).any() else 1.0
+                colour = "white" if bound and abs(d) > 0.6 * bound else "black"  # readable on the dark ends of RdBu
+                ax.text(x, y, f"{d + 0.0:+.3f}{star}", ha="center", va="center", fontsize=7, color=colour)  # + 0.0: no "-0.000"
         im = ax.imshow(diff, cmap="RdBu", vmin=-bound, vmax=bound)
         ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=7)
         ax.set_yticks(range(len(names)), names, fontsize=7)
         ax.set_title(f"{corpus} · {task}: row − column, {part[0]['metric']} (* Holm p < 0.05)")
         fig.colorbar(im, ax=ax, shrink=0.7)
     fig.tight_layout()
-    with atomic_file(png, "wb") as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
+    return fig
+
+
+def heatmap(rows: list[dict[str, Any]], png: Path) -> None:
+    """The comparisons' heatmap (:func:`heatmap_figure`) as a PNG, written atomically."""
+    fig = heatmap_figure(rows)
+    save_png(fig if fig is not None else placeholder("no paired comparisons (need two systems on the same test items)"), png)
