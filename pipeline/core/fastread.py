@@ -72,6 +72,7 @@ class RawLayout:
         self._prefix = os.path.join(str(self.directory), "c", "")
         self._suffix = "/0" * (self.key_dims - 1)
         self._meta = os.path.join(str(self.directory), "zarr.json")
+        self._indexes: dict[str, tuple] = {}  # shard file → (its signature, its index)
 
     def file_path(self, index: int) -> str:
         return f"{self._prefix}{index}{self._suffix}"
@@ -83,9 +84,9 @@ class RawLayout:
             return []
         return [self.file_path(i) for i in range(start // self.file_rows, (stop - 1) // self.file_rows + 1)]
 
-    def signatures(self, start: int = 0, stop: int | None = None) -> tuple:
-        """The :func:`file_signature` of the array's metadata and of every file holding those rows."""
-        return tuple(file_signature(p) for p in [self._meta, *self.files(start, stop)])
+    def signatures(self, start: int = 0, stop: int | None = None, meta: bool = True) -> tuple:
+        """The :func:`file_signature` of every file holding those rows (and of the array's metadata)."""
+        return tuple(file_signature(p) for p in [self._meta] * meta + self.files(start, stop))
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -125,19 +126,14 @@ class RawLayout:
         return out
 
     def _read_shard(self, fd: int, path: str, f0: int, a: int, b: int, out: np.ndarray, dest: memoryview) -> None:
-        import google_crc32c  # zarr's own CRC-32C implementation (its crc32c codec)
-
         cr, rb = self.chunk_rows, self.row_bytes
-        n_inner = self.shard_rows // cr
-        size = os.fstat(fd).st_size
-        index_bytes = n_inner * 16 + 4
-        if size < index_bytes:
-            raise ValueError(f"{path}: shard of {size} bytes, shorter than its index ({index_bytes})")
-        raw = bytearray(index_bytes)
-        _pread_into(fd, memoryview(raw), size - index_bytes, path)
-        if np.uint32(google_crc32c.value(bytes(raw[:-4]))).tobytes() != bytes(raw[-4:]):
-            raise ValueError(f"{path}: shard index fails its CRC-32C")
-        index = np.frombuffer(bytes(raw[:-4]), dtype="<u8").reshape(n_inner, 2)
+        st = os.fstat(fd)
+        sig = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        cached = self._indexes.get(path)
+        if cached is None or cached[0] != sig:  # (read once per state of the shard file)
+            cached = self._indexes[path] = (sig, self._shard_index(fd, path, st.st_size))
+        index, size = cached[1], st.st_size
+        index_bytes = index.size * 8 + 4
         for inner in range((a - f0) // cr, (b - 1 - f0) // cr + 1):
             c0 = f0 + inner * cr
             x, y = max(a, c0), min(b, c0 + cr)
@@ -148,6 +144,20 @@ class RawLayout:
             if nbytes != cr * rb or offset + nbytes > size - index_bytes:
                 raise ValueError(f"{path}: inner chunk {inner} of {nbytes} bytes at {offset}, expected {cr * rb}")
             _pread_into(fd, dest[(x - a) * rb : (y - a) * rb], offset + (x - c0) * rb, path)
+
+    def _shard_index(self, fd: int, path: str, size: int) -> np.ndarray:
+        """The shard's (offset, nbytes) per inner chunk, its CRC-32C checked as zarr checks it."""
+        import google_crc32c  # zarr's own CRC-32C implementation (its crc32c codec)
+
+        n_inner = self.shard_rows // self.chunk_rows
+        index_bytes = n_inner * 16 + 4
+        if size < index_bytes:
+            raise ValueError(f"{path}: shard of {size} bytes, shorter than its index ({index_bytes})")
+        raw = bytearray(index_bytes)
+        _pread_into(fd, memoryview(raw), size - index_bytes, path)
+        if np.uint32(google_crc32c.value(bytes(raw[:-4]))).tobytes() != bytes(raw[-4:]):
+            raise ValueError(f"{path}: shard index fails its CRC-32C")
+        return np.frombuffer(bytes(raw[:-4]), dtype="<u8").reshape(n_inner, 2)
 
     def read_layers(self, layers: slice, out: np.ndarray | None = None) -> np.ndarray:
         """``array[:, layers]`` of a plain [N, L, D] array, from memory-mapped chunk files: only the

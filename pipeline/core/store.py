@@ -184,11 +184,14 @@ class FeatureStore:
             self._offsets = self._checked("offsets")
             self._frame_digests = [str(d) for d in self._checked("frame_digests")]
             self._frames_layout = raw_layout(self.group["frames"])
-        i = int(self.rows([uid])[0])
-        start, stop = (int(v) for v in self._offsets[i : i + 2])
+            self._frames_key = str(self.path / "frames")
+        i = self._index.get(uid)
+        if i is None:
+            self.rows([uid])  # the error naming it
+        start, stop = int(self._offsets[i]), int(self._offsets[i + 1])
         layout, want = self._frames_layout, self._frame_digests[i]
-        key = (str(self.path / "frames"), i, want)
-        sig = layout.signatures(start, stop) if layout is not None else None
+        key = (self._frames_key, i, want)
+        sig = layout.signatures(start, stop, meta=False) if layout is not None else None
         try:
             feats = layout.read(start, stop) if layout is not None else self.group["frames"][start:stop]
         except Exception as err:  # a truncated chunk fails to decode: damage
