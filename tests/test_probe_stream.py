@@ -103,8 +103,8 @@ def test_a_layer_view_selects_rows_lazily_and_reads_one_block():
 
 
 def test_blocks_and_merging():
-    assert block_layers(100_000, 1024, 25) == 2  # 10 GB store: 2 layers (0.8 GB) per block
-    assert block_layers(1000, 768, 13) == 13 and block_layers(10**7, 1024, 25) == 1
+    assert block_layers(100_000, 1024, 25) == 1  # 10 GB store: one layer (0.4 GB) per block
+    assert block_layers(10_000, 1024, 25) == 13 and block_layers(1000, 768, 13) == 13
     merged = merge_details([
         {"scores": [0.1, 0.2], "refit": [{"C": 1}, {"C": 2}], "dev_uar_by_C": {"1": [0.1, 0.2]}, "unconverged": 1,
          "sweep": "batched"},

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-BLOCK_BYTES = 1 << 30  # layers read at once by a batched sweep: about this many bytes of every row
+BLOCK_BYTES = 512 << 20  # layers read at once by a batched sweep: about this many bytes of every row
 
 
 def block_layers(n_rows: int, dim: int, n_layers: int, itemsize: int = 4, budget: int | None = None) -> int:
