@@ -152,7 +152,7 @@ def main() -> None:
         for arm in args.arms:
             cmd = [sys.executable, __file__, "--child", arm, "--root", str(root), "--C", *map(str, args.C),
                    "--max-iter", str(args.max_iter), "--device", args.device]
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env)
             if proc.returncode:
                 report[arm] = {"error": proc.stderr.strip().splitlines()[-1:] or [f"exit {proc.returncode}"]}
                 continue

@@ -41,9 +41,9 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import pipeline.core.store as store_mod  # noqa: E402
-from pipeline.core.store import FeatureStore, write_store  # noqa: E402
-from pipeline.core.zarrio import data_digest  # noqa: E402
+import pipeline.core.store as store_mod
+from pipeline.core.store import FeatureStore, write_store
+from pipeline.core.zarrio import data_digest
 
 
 def timed(fn) -> tuple[object, float]:
@@ -122,18 +122,18 @@ def main() -> None:
             store.pooled()
             run("pooled", store.pooled, whole)
             run("pooled_open", lambda: FeatureStore(zarr_path).pooled(), whole)
-            run("zarr", lambda: store.group["pooled"][...], whole)
+            run("zarr", lambda s=store: s.group["pooled"][...], whole)
             run("blake2b", lambda: data_digest(np.frombuffer(whole, np.float32)))
             run("npy_shuffled", lambda: np.load(npy)[perm], shuffled)
-            run("pooled_shuffled", lambda: store.pooled(order), shuffled)
+            run("pooled_shuffled", lambda s=store: s.pooled(order), shuffled)
 
             forget_verified()
             fstore = FeatureStore(root / "frames.zarr")
-            run("frames_first", lambda: [fstore.frames(fids[i]) for i in pick], wanted)
+            run("frames_first", lambda s=fstore: [s.frames(fids[i]) for i in pick], wanted)
             run("mmap", mmap_frames, wanted)
-            run("frames", lambda: [fstore.frames(fids[i]) for i in pick], wanted)
+            run("frames", lambda s=fstore: [s.frames(fids[i]) for i in pick], wanted)
             farr = fstore.group["frames"]
-            run("frames_zarr", lambda: [farr[int(offsets[i]) : int(offsets[i + 1])] for i in pick], wanted)
+            run("frames_zarr", lambda a=farr: [a[int(offsets[i]) : int(offsets[i + 1])] for i in pick], wanted)
         report["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
         report["store_files"] = sum(len(f) for _, _, f in os.walk(zarr_path))
 
