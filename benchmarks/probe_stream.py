@@ -89,6 +89,9 @@ def current_rss_mb() -> float:
 
 def child(args) -> None:
     """One arm, in this (fresh) process: run the probe, print its figures as JSON."""
+    import sklearn.linear_model  # noqa: F401 - imported before the floor is taken, as torch is
+    import torch  # noqa: F401
+
     import pipeline.heads.probe.run as run_mod
     from pipeline.core.manifest import Corpus, Task
     from pipeline.core.store import FeatureStore
