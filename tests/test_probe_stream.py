@@ -112,3 +112,16 @@ def test_blocks_and_merging():
     ])
     assert merged == {"scores": [0.1, 0.2, 0.3], "refit": [{"C": 1}, {"C": 2}, {"C": 3}],
                       "dev_uar_by_C": {"1": [0.1, 0.2, 0.3]}, "unconverged": 3, "sweep": "batched"}
+
+
+def test_standardising_in_place_never_touches_the_callers_array():
+    from pipeline.heads.probe.batched_logreg import standardise_layers
+
+    one = np.random.default_rng(0).normal(size=(50, 1, 4)).astype(np.float32)  # swaps without a copy
+    many = np.random.default_rng(1).normal(size=(50, 3, 4)).astype(np.float32)
+    for x in (one, many):
+        before = x.copy()
+        tr, dv = standardise_layers(x, x[:10])
+        assert np.array_equal(x, before)
+        np.testing.assert_allclose(tr.numpy().mean(1), 0, atol=1e-5)
+        np.testing.assert_allclose(dv.numpy(), tr.numpy()[:, :10], atol=1e-6)

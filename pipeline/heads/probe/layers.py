@@ -64,7 +64,10 @@ class BestLayer:
             parts = []
             for a in range(0, n_layers, per):
                 b = min(a + per, n_layers)
-                part = sweep(X_train.layers(a, b), y_train, X_dev.layers(a, b), y_dev)
+                train, dev = X_train.layers(a, b), X_dev.layers(a, b)
+                X_train.source.release()  # (the block of every row: not needed while the solver runs)
+                part = sweep(train, y_train, dev, y_dev)
+                del train, dev
                 if part is None:  # the head sweeps with ordinary fits after all
                     parts = []
                     break

@@ -56,6 +56,11 @@ class LayerSource:
         return data
 
 
+    def release(self) -> None:
+        """Drop the kept block (its rows have been taken)."""
+        self._last = None
+
+
 class LayerView:
     """[n, L, D] features of some rows of a :class:`LayerSource`; layers are read when indexed."""
 
