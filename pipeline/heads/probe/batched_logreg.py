@@ -170,14 +170,25 @@ def balanced_accuracy(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def standardise_layers(train: np.ndarray, *others: np.ndarray, dtype=torch.float32, device=None) -> list[torch.Tensor]:
-    """[N, L, D] arrays → [L, N, D] tensors z-scored per layer and feature with training statistics."""
-    t = torch.as_tensor(np.ascontiguousarray(np.swapaxes(train, 0, 1)), dtype=dtype, device=device)
+    """[N, L, D] arrays → [L, N, D] tensors z-scored per layer and feature with training statistics.
+
+    Each tensor is one copy of its array, standardised in place (memory: a layer sweep streaming
+    blocks of layers holds a block's copies, pipeline/heads/probe/stream.py).
+    """
+
+    def layer_major(x: np.ndarray) -> torch.Tensor:
+        arr = np.ascontiguousarray(np.swapaxes(x, 0, 1))
+        t = torch.as_tensor(arr, dtype=dtype, device=device)
+        if isinstance(x, np.ndarray) and t.device.type == "cpu" and np.shares_memory(t.numpy(), x):
+            t = t.clone()  # (a single layer swaps without a copy: never standardise the caller's array)
+        return t
+
+    t = layer_major(train)
     mu, sd = t.mean(1, keepdim=True), t.std(1, unbiased=False, keepdim=True)
     sd = torch.where(sd > 1e-8, sd, torch.ones_like(sd))  # constant features (as StandardScaler)
-    out = [(t - mu) / sd]
+    out = [t.sub_(mu).div_(sd)]
     for x in others:
-        x = torch.as_tensor(np.ascontiguousarray(np.swapaxes(x, 0, 1)), dtype=dtype, device=device)
-        out.append((x - mu) / sd)
+        out.append(layer_major(x).sub_(mu).div_(sd))
     return out
 
 

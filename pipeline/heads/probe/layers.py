@@ -7,6 +7,12 @@ enter. A head class may provide ``layer_scores(X_train, y_train, X_dev, y_dev)``
 solver — in which case only the winning layer is refitted with the head itself, with the
 hyper-parameters the sweep chose there (``refit``: params overrides per layer). Ties go to the
 lower layer (cheaper to compute when a model is cut after it).
+
+Features may be a :class:`pipeline.heads.probe.stream.LayerView` (a store's layers read on demand)
+instead of an array: the reference path then reads one layer at a time, and ``layer_scores`` is
+called on consecutive blocks of layers (:func:`pipeline.heads.probe.stream.block_layers`) whose
+results are merged (:func:`pipeline.heads.probe.stream.merge_details`: per-layer values are lists,
+counts are ints), so the sweep's memory does not grow with the number of layers.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from sklearn.metrics import balanced_accuracy_score
 
 from pipeline.core.metrics import ccc
 from pipeline.heads.probe.progress import grid_bar
+from pipeline.heads.probe.stream import block_layers, is_view, merge_details
 
 
 def dev_score(head, X_dev: np.ndarray, y_dev: np.ndarray, task_type: str) -> float:
@@ -48,8 +55,26 @@ class BestLayer:
 
     def fit(self, X_train: np.ndarray, y_train, X_dev: np.ndarray, y_dev) -> "BestLayer":
         metric = "ccc" if self.task_type == "regression" else "uar"
-        sweep = getattr(self.head, "layer_scores", None)
-        detail = sweep(X_train, y_train, X_dev, y_dev) if sweep is not None else None
+        # (``sweeps_layers`` False: the head's layer_scores would decline; say so before any layer is read)
+        sweep = getattr(self.head, "layer_scores", None) if getattr(self.head, "sweeps_layers", True) else None
+        detail = None
+        if sweep is not None and is_view(X_train):
+            n_rows, n_layers, dim = X_train.source.n_rows, X_train.shape[1], X_train.shape[2]
+            per = block_layers(n_rows, dim, n_layers)
+            parts = []
+            for a in range(0, n_layers, per):
+                b = min(a + per, n_layers)
+                train, dev = X_train.layers(a, b), X_dev.layers(a, b)
+                X_train.source.release()  # (the block of every row: not needed while the solver runs)
+                part = sweep(train, y_train, dev, y_dev)
+                del train, dev
+                if part is None:  # the head sweeps with ordinary fits after all
+                    parts = []
+                    break
+                parts.append(part)
+            detail = merge_details(parts) if parts else None
+        elif sweep is not None:
+            detail = sweep(X_train, y_train, X_dev, y_dev)
         best_head = None
         if detail is not None:
             scores = list(detail.pop("scores"))

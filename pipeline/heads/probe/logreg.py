@@ -147,6 +147,11 @@ class LogRegHead(Head):
         }
         return self
 
+    @property
+    def sweeps_layers(self) -> bool:
+        """Whether :meth:`layer_scores` scores layers (``sweep: batched``) rather than declining."""
+        return self.sweep != "sklearn"
+
     def layer_scores(self, X_train: np.ndarray, y_train, X_dev: np.ndarray, y_dev) -> dict[str, Any] | None:
         """Best dev UAR over the C grid for every layer of [N, L, D] features (None: sweep with sklearn)."""
         if self.sweep == "sklearn":

@@ -7,13 +7,16 @@ fitted on the fold's train rows with model selection on its dev rows, saved as
 Layered stores ([N, L, D]): ``layer: last`` or an index probes one layer; ``best`` lets the head
 fit every layer and keep the best on dev, ``weighted`` learns layer weights with a torch head (see
 :func:`pipeline.heads.probe.base.build_head`). The dev score per layer goes to the experiment JSON and to
-``<task>_layers.csv`` beside the predictions. Multi-seed heads (``seeds: [...]``) are scored per
+``<task>_layers.csv`` beside the predictions. A ``best`` sweep of a head without its own layer
+handling streams the store's layers (:mod:`pipeline.heads.probe.stream`): memory is about one layer
+of every row plus the solver's, not [N, L, D]. Multi-seed heads (``seeds: [...]``) are scored per
 seed; the headline is the mean over seeds (``seed_summary`` keeps mean, std and every value), and
 the predictions table has one row per utterance and seed (a ``seed`` column).
 """
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +29,13 @@ from pipeline.core.store import FeatureStore
 from pipeline.experiment.protocol import Fold
 from pipeline.experiment.results import experiment_header, write_skipped
 from pipeline.experiment.runner import Learner, Output, TaskData, run_experiment
-from pipeline.heads.base import head_settings
+from pipeline.heads.base import head_entry, head_settings
 from pipeline.heads.probe.base import LAYER_MODES, build_head
+from pipeline.heads.probe.stream import LayerSource, LayerView, is_view
+
+# ``layer: best`` with a head that does not handle layers itself reads the store layer by layer (a
+# block of layers for the batched sweep) instead of loading [N, L, D]: pipeline/heads/probe/stream.py
+STREAM_LAYERS = True
 
 
 def select_layer(store: FeatureStore, layer: Any) -> tuple[int | None, str]:
@@ -45,6 +53,12 @@ def select_layer(store: FeatureStore, layer: Any) -> tuple[int | None, str]:
         raise HeadError(f"{store.path}: layer {layer} out of range for {n} layers")
     idx %= n
     return idx, str(idx)
+
+
+def store_view(store: FeatureStore) -> LayerView:
+    """The layered store's pooled features as a :class:`LayerView` over its rows, in store order."""
+    n_layers, dim = int(store.attrs["layers"]), int(store.attrs["dims"])
+    return LayerView(LayerSource(store.layers, len(store.ids), n_layers, dim))
 
 
 def speaker_normalise(X: np.ndarray, speakers: np.ndarray) -> np.ndarray:
@@ -121,7 +135,9 @@ def run_features(corpus: Corpus, ids: list[str], X: np.ndarray, head_name: str, 
                   *, layer_name: str, model_dir, metrics_path, predictions_dir, **extra: Any) -> dict[str, Any]:
     rows = corpus.manifest.set_index("id").loc[ids]
     norm = "speaker" if settings.speaker_norm else "global"
-    if norm == "speaker":
+    if norm == "speaker" and is_view(X):  # per feature, so per layer: applied to each layer as it is read
+        X.source.transform = partial(speaker_normalise, speakers=rows["speaker"].to_numpy())
+    elif norm == "speaker":
         X = speaker_normalise(X, rows["speaker"].to_numpy())
     learner = FeatureLearner(head_name, settings, X, layer_name=layer_name, norm=norm, **extra)
     return run_experiment(
@@ -148,7 +164,11 @@ def run_probe(
     if not store.applicable:
         return write_skipped(result, store.attrs.get("reason", "not applicable"), **outputs)
     layer, layer_name = select_layer(store, settings.layer)
-    X = store.pooled(store.ids, layer=layer).astype(np.float32)
+    if STREAM_LAYERS and layer_name == "best" and not getattr(head_entry(head_name, head_cfg)[0].target,
+                                                              "native_layers", False):
+        X = store_view(store)  # a layer sweep: layers read from the store as the sweep reaches them
+    else:
+        X = store.pooled(store.ids, layer=layer).astype(np.float32)
     return run_features(corpus, store.ids, X, head_name, settings, result, layer_name=layer_name, **outputs)
 
 

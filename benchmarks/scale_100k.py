@@ -1,0 +1,243 @@
+"""Benchmark: 10k vs 100k utterances — embed-cache scan, store assembly, and a no-op ``dvc status``.
+
+    python benchmarks/scale_100k.py                       # N = 10000 and 100000, D = 768
+    python benchmarks/scale_100k.py --sizes 2000 20000    # a quick dry run
+    python benchmarks/scale_100k.py --skip-dvc            # the cache part only
+
+Two parts, each at every ``--sizes`` (side by side, one run):
+
+1. **Cache scan and store assembly** (the embed stage's fixed cost of a rerun): an embed cache of
+   N items in shards of ``--shard-size`` (256, as ``embed.shard_size``) written with the stage's
+   own :func:`pipeline.features.embed.cache.write_cache_shard` (pooled float32 [N, D]); then
+   timed: ``Cache.scan()`` (every shard's metadata and keys, checked), ``assemble_store`` (every
+   item from its checked shard into a sealed store, in manifest order: the cache's own, as when it
+   was planned from that manifest, and ``assemble_shuffled`` a random one) and a first
+   ``FeatureStore.pooled()`` of the result. Reported per item (µs); ``*_per_item_ratio`` = per-item
+   time at the largest size / at the smallest: flat is ≈ 1 (target ≤ 1.2).
+2. **No-op ``dvc status``** of a project shaped like this one's at that size: a corpus folder of N
+   small media files watched through ``data/bench/inputs`` (a symlink, as ``inputs@<corpus>``
+   makes it), a ``prepare`` stage depending on it, ``--backbones`` (5) embed stages each writing a
+   real N-row feature store, one probe stage per backbone reading it: 2 + 2 × 5 stages. After one
+   ``dvc repro`` (setup, reported) and ``git commit``, ``dvc status`` and ``dvc repro`` (which
+   must run nothing) are timed (medians of ``--repeats``), with ``dvc version`` as the floor every
+   DVC command pays. Target: ``dvc status`` ≤ 3 s at 100k. The stages' commands are small scripts,
+   not the project's own stages (a real segment + 5 embeds of 100k clips is hours of CPU): what DVC
+   does in a no-op — parse dvc.yaml and params, stat every dependency and output file and look it
+   up in its state database — depends on the files and stages, which are the same; the project's
+   own no-op at 10k is benchmark 5 (``noop_repro.py``).
+
+Everything lives under ``--tmp`` and is deleted at the end. Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+BIN = Path(sys.executable).parent
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+# --- part 1: cache scan and assembly -----------------------------------------------------------------
+
+
+def cache_part(root: Path, n: int, dim: int, shard_size: int, seed: int = 0) -> dict:
+    import pipeline.core.store as store_mod
+    from pipeline.core.hashing import content_key
+    from pipeline.core.store import FeatureStore
+    from pipeline.features.embed.assemble import assemble_store
+    from pipeline.features.embed.cache import Cache, Shard, write_cache_shard
+    from pipeline.features.embed.items import Items
+
+    rng = np.random.default_rng(seed)
+    ids = [f"u{i:06d}" for i in range(n)]
+    keys = [content_key("bench", u) for u in ids]
+    cache = Cache(root / "cache", "bkey")
+    t0 = time.perf_counter()
+    for a in range(0, n, shard_size):
+        shard = Shard(content_key(*keys[a : a + shard_size])[:24], keys[a : a + shard_size])
+        rows = rng.standard_normal((len(shard.keys), dim), dtype=np.float32)
+        write_cache_shard(cache.shard_path(shard.id), shard, list(rows), [None] * len(shard.keys))
+    write_s = time.perf_counter() - t0
+    done, scan_s = timed(lambda: Cache(root / "cache", "bkey").scan())
+    assert len(done) == n
+    cache.scan()  # (has_frames per shard)
+
+    def assemble(order, name):
+        items = Items(modality="audio", segments=None, ids=[ids[i] for i in order], keys=[keys[i] for i in order],
+                      lengths=np.ones(n, np.int64))
+        return timed(lambda: assemble_store(root / name, items, cache, done, {"backbone": "bench"}, want_frames=False))[1]
+
+    assemble_s = assemble(np.arange(n), f"store-{n}.zarr")  # the cache was planned in manifest order
+    # a manifest whose order is not the cache's (items added or reordered over time)
+    shuffled_s = assemble(rng.permutation(n), f"shuffled-{n}.zarr")
+    shutil.rmtree(root / f"shuffled-{n}.zarr")
+    store_mod._VERIFIED.clear()  # a new process
+    X, read_s = timed(lambda: FeatureStore(root / f"store-{n}.zarr").pooled())
+    assert X.shape == (n, dim)
+    shutil.rmtree(root / "cache")
+    shutil.rmtree(root / f"store-{n}.zarr")
+    return {
+        "shards": (n + shard_size - 1) // shard_size, "write_cache_s": round(write_s, 2), "scan_s": round(scan_s, 3),
+        "assemble_s": round(assemble_s, 3), "assemble_shuffled_s": round(shuffled_s, 3), "first_read_s": round(read_s, 3),
+        "scan_us_per_item": round(scan_s / n * 1e6, 2), "assemble_us_per_item": round(assemble_s / n * 1e6, 2),
+        "assemble_shuffled_us_per_item": round(shuffled_s / n * 1e6, 2),
+        "first_read_us_per_item": round(read_s / n * 1e6, 2),
+    }
+
+
+# --- part 2: no-op dvc status -----------------------------------------------------------------------
+
+PREPARE = """\
+import os, sys
+root = "data/bench/inputs"
+names = sorted(os.listdir(root))
+os.makedirs("data/bench", exist_ok=True)
+with open("data/bench/items.txt", "w") as f:
+    f.write("\\n".join(names))
+"""
+EMBED = """\
+import sys
+import numpy as np
+from pipeline.core.store import write_store
+name, dim = sys.argv[1], int(sys.argv[2])
+ids = open("data/bench/items.txt").read().split()
+X = np.random.default_rng(abs(hash(name)) % 2**32).standard_normal((len(ids), dim), dtype=np.float32)
+write_store(f"features/bench/{name}.zarr", ids=ids, pooled=X, attrs={"backbone": name})
+"""
+PROBE = """\
+import json, os, sys
+from pipeline.core.store import FeatureStore
+name = sys.argv[1]
+X = FeatureStore(f"features/bench/{name}.zarr").pooled()
+os.makedirs("metrics/bench", exist_ok=True)
+json.dump({"n": len(X), "mean": float(X.mean())}, open(f"metrics/bench/{name}.json", "w"))
+"""
+
+
+def sh(cwd: Path, *cmd: str) -> str:
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed in {cwd}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    return proc.stdout + proc.stderr
+
+
+def dvc_part(root: Path, n: int, dim: int, backbones: int, repeats: int) -> dict:
+    import yaml
+
+    repo, media = root / f"dvc-{n}", root / f"media-{n}"
+    repo.mkdir()
+    t0 = time.perf_counter()
+    for i in range(n):  # small distinct files (content does not matter to a no-op: stat + state lookup)
+        sub = media / f"spk{i % 100:03d}"
+        if i < 100:
+            sub.mkdir(parents=True)
+        (sub / f"u{i:06d}.wav").write_bytes(b"RIFF" + i.to_bytes(8, "little") * 16)
+    media_s = time.perf_counter() - t0
+    (repo / "data/bench").mkdir(parents=True)
+    (repo / "features/bench").mkdir(parents=True)
+    (repo / "stages").mkdir()
+    os.symlink(media, repo / "data/bench/inputs")
+    for name, code in (("prepare", PREPARE), ("embed", EMBED), ("probe", PROBE)):
+        (repo / "stages" / f"{name}.py").write_text(code)
+    names = [f"b{k}" for k in range(backbones)]
+    (repo / "params.yaml").write_text(yaml.safe_dump({"dim": dim, "backbones": names}))
+    stages = {
+        "prepare": {"cmd": "python stages/prepare.py", "deps": ["stages/prepare.py", "data/bench/inputs"],
+                    "outs": ["data/bench/items.txt"]},
+        "embed": {"foreach": names, "do": {
+            "cmd": "python stages/embed.py ${item} ${dim}", "deps": ["stages/embed.py", "data/bench/items.txt"],
+            "params": ["dim"], "outs": ["features/bench/${item}.zarr"]}},
+        "probe": {"foreach": names, "do": {
+            "cmd": "python stages/probe.py ${item}", "deps": ["stages/probe.py", "features/bench/${item}.zarr"],
+            "metrics": [{"metrics/bench/${item}.json": {"cache": False}}]}},
+    }
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
+    sh(repo, "git", "init", "-q")
+    sh(repo, "dvc", "init", "-q")
+    sh(repo, "dvc", "config", "core.autostage", "false")
+    t1 = time.perf_counter()
+    sh(repo, "dvc", "repro")
+    setup_s = time.perf_counter() - t1
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "-c", "user.email=b@b", "-c", "user.name=b", "commit", "-qm", "setup")
+    sh(repo, "dvc", "status")  # warm-up: page cache, state database
+    runs: dict[str, list[float]] = {"status": [], "repro": [], "version": []}
+    for _ in range(repeats):
+        out, s = timed(lambda: sh(repo, "dvc", "status"))
+        if "up to date" not in out:
+            raise SystemExit(f"dvc status at {n}: not a no-op:\n{out[-2000:]}")
+        runs["status"].append(s)
+        out, s = timed(lambda: sh(repo, "dvc", "repro"))
+        if "Running stage" in out:
+            raise SystemExit(f"dvc repro at {n}: ran stages:\n{out[-2000:]}")
+        runs["repro"].append(s)
+        runs["version"].append(timed(lambda: sh(repo, "dvc", "version"))[1])
+    shutil.rmtree(repo)
+    shutil.rmtree(media)
+    out = {"stages": 1 + 2 * backbones, "media_files": n, "make_media_s": round(media_s, 1),
+           "setup_repro_s": round(setup_s, 1)}
+    for key, values in runs.items():
+        out[f"{key}_s"] = round(statistics.median(values), 3)
+        out[f"{key}_runs_s"] = [round(v, 3) for v in values]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10000, 100000])
+    parser.add_argument("--dim", type=int, default=768)
+    parser.add_argument("--shard-size", type=int, default=256)
+    parser.add_argument("--backbones", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--skip-dvc", action="store_true")
+    parser.add_argument("--skip-cache", action="store_true")
+    parser.add_argument("--tmp", default=None)
+    args = parser.parse_args()
+
+    report: dict = {"sizes": args.sizes, "dim": args.dim, "shard_size": args.shard_size, "backbones": args.backbones}
+    root = Path(tempfile.mkdtemp(prefix="scale100k-", dir=args.tmp))
+    try:
+        if not args.skip_cache:
+            cache_part(root, 2 * args.shard_size, args.dim, args.shard_size)  # warm-up: imports, first zarr use
+            report["cache"] = {str(n): cache_part(root, n, args.dim, args.shard_size) for n in args.sizes}
+            lo, hi = (report["cache"][str(n)] for n in (min(args.sizes), max(args.sizes)))
+            for what in ("scan", "assemble", "assemble_shuffled", "first_read"):
+                report[f"{what}_per_item_ratio"] = round(hi[f"{what}_us_per_item"] / lo[f"{what}_us_per_item"], 2)
+        if not args.skip_dvc:
+            report["dvc"] = {str(n): dvc_part(root, n, args.dim, args.backbones, args.repeats) for n in args.sizes}
+            big = report["dvc"][str(max(args.sizes))]
+            report["noop_status_s"] = big["status_s"]
+            report["noop_status_target_s"] = 3.0
+            report["meets_target"] = big["status_s"] <= 3.0
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    report["cpus"] = os.cpu_count()
+    report["machine"] = platform.processor() or platform.machine()
+    report["loadavg"] = [round(x, 2) for x in os.getloadavg()]
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
