@@ -14,6 +14,10 @@ def test_round_trip_pooled_layers_and_ragged_frames(tmp_path):
     assert store.ids == ids and store.layered and store.attrs["layers"] == 3 and store.attrs["dims"] == 8
     np.testing.assert_array_equal(store.pooled(["u3", "u0"]), pooled[[3, 0]])
     np.testing.assert_array_equal(store.pooled(["u1"], layer=2), pooled[[1], 2])
+    np.testing.assert_array_equal(store.pooled(layer=-1), pooled[:, -1])  # negative: from the end, as numpy
+    np.testing.assert_array_equal(store.pooled(["u4"], layer=-3), pooled[[4], 0])
+    with pytest.raises(StoreError, match="layer 3 out of range"):
+        store.pooled(layer=3)
     assert store.frames("u1").shape == (0, 4)
     np.testing.assert_array_equal(store.frames("u3"), frames[3])
     with pytest.raises(StoreError, match="not in store"):

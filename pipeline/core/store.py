@@ -152,6 +152,10 @@ class FeatureStore:
         read from memory-mapped chunks after a streaming check, never the whole [N, L, D] array.
         """
         if self.layered and layer is not None:
+            n_layers = int(self.attrs["layers"])
+            if not -n_layers <= layer < n_layers:
+                raise StoreError(f"{self.path}: layer {layer} out of range (the store has {n_layers} layers)")
+            layer %= n_layers  # -1 = the last: layers(-1, 0) would be an empty slice
             return self.layers(layer, layer + 1, ids)[:, 0]
         data = self._verified("pooled")
         return data if self._in_order(ids) else data[self.rows(ids)]
