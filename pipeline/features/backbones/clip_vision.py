@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 import numpy as np
 from pydantic import Field
@@ -84,6 +84,55 @@ def chunks(n: int, size: int) -> Iterator[slice]:
         yield slice(start, min(n, start + size))
 
 
+class PerFrameBackbone(Backbone):
+    """What the per-frame image towers (``clip_vision``, ``mae``, ``eva_clip``) share: the optional face
+    crop, every frame of a batch through the model together in ``frame_batch`` chunks (a few short
+    utterances still fill a GPU batch) and split back per utterance, utterances without frames counted
+    (``n_empty``), and the describe() keys that say so."""
+
+    modality = "video"
+    has_frames = True
+
+    def init_frames(self, settings: Any) -> None:
+        from pipeline.features.faces import FaceCropper
+
+        self.token = settings.token
+        self.frame_batch = settings.frame_batch
+        self.cropper = FaceCropper.from_settings(settings)
+        self.face_crop = self.cropper.method if self.cropper else "none"
+        self.n_empty = 0
+
+    def run_frames(self, batch: Sequence[np.ndarray], forward: Callable[[list], tuple[np.ndarray, ...]],
+                   empty: Sequence[tuple[int, ...]]) -> tuple[tuple[np.ndarray, ...], list[tuple[int, int]]]:
+        """``forward``'s outputs over all (cropped) frames of ``batch``, concatenated (``empty``: their
+        shapes when the batch has no frame at all), and each utterance's ``(start, stop)`` frame range."""
+        images = [img for frames in batch for img in (self.cropper.crop_all(frames) if self.cropper else frames)]
+        parts = [forward(images[part]) for part in chunks(len(images), self.frame_batch)]
+        outs = tuple(np.concatenate([p[i] for p in parts]) if parts else np.zeros(shape, np.float32)
+                     for i, shape in enumerate(empty))
+        spans, start = [], 0
+        for frames in batch:
+            spans.append((start, start + len(frames)))
+            self.n_empty += not len(frames)
+            start += len(frames)
+        return outs, spans
+
+    def pooled_and_frames(self, batch: Sequence[np.ndarray], forward: Callable[[list], tuple[np.ndarray, np.ndarray]],
+                          n_layers: int, dim: int, frame_dim: int) -> list[Embedding]:
+        """The common case: ``forward`` gives per-frame layer summaries [N, L, D] and frame vectors [N, D'];
+        each utterance's pooled layers and its frame vectors."""
+        (summary, vectors), spans = self.run_frames(batch, forward, [(0, n_layers, dim), (0, frame_dim)])
+        return [Embedding(pool(summary[a:b].transpose(1, 0, 2), self.pooling).astype(np.float32), vectors[a:b])
+                for a, b in spans]
+
+    def frame_info(self) -> dict[str, Any]:
+        """describe() keys of every per-frame tower: face crop (and its counts), empty utterances, loading."""
+        info = {"face_crop": self.face_crop, "n_empty": self.n_empty, "load_report": self.load_report}
+        if self.cropper:
+            info.update(self.cropper.stats())
+        return info
+
+
 class ClipVisionSettings(ModelSettings, FaceCropSettings):
     token: Literal["cls", "mean"] = "cls"  # per-frame summary of each hidden state: CLS or mean of patch tokens
     pooling: Pooling = "mean"
@@ -98,23 +147,15 @@ class ClipVisionSettings(ModelSettings, FaceCropSettings):
              "frame: cos ≥ 0.9999, equal frame counts",
     verified_by="tests/test_parity_hf.py::test_clip_vision_matches_transformers",
 )
-class ClipVisionBackbone(Backbone):
-    modality = "video"
-    has_frames = True
-
+class ClipVisionBackbone(PerFrameBackbone):
     def __init__(self, name: str, settings: ClipVisionSettings):
         super().__init__(name, settings)
         import torch
         from transformers import CLIPVisionModelWithProjection
 
-        from pipeline.features.faces import FaceCropper
-
         self._torch = torch
         self.load_runtime()
-        self.token = settings.token
-        self.frame_batch = settings.frame_batch
-        self.cropper = FaceCropper.from_settings(settings)
-        self.face_crop = self.cropper.method if self.cropper else "none"
+        self.init_frames(settings)
         check_model_type(name, self.model_dir, ("clip", "clip_vision_model"))
         self.processor = load_image_processor(name, self.model_dir, "CLIPImageProcessor")
         # Strict: a tensor that does not fit is an error naming it. A full CLIPModel's text tower lies
@@ -134,7 +175,6 @@ class ClipVisionBackbone(Backbone):
                 f"weights (a vision-only checkpoint); use frame_features: pooled or a full CLIP checkpoint"
             )
         self.frame_features = "pooled" if wanted == "pooled" or not has_projection else "projected"
-        self.n_empty = 0
 
     def _forward(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Per-frame layer summaries [N, L, D] and frame vectors [N, D'] for a list of RGB images."""
@@ -154,28 +194,11 @@ class ClipVisionBackbone(Backbone):
         return self.config.projection_dim if self.frame_features == "projected" else self.config.hidden_size
 
     def embed(self, batch: Sequence[np.ndarray]) -> list[Embedding]:
-        # All frames of the batch go through the model together (in frame_batch chunks), then are
-        # split back per utterance: a few short utterances still fill a GPU batch.
-        images = [img for frames in batch for img in (self.cropper.crop_all(frames) if self.cropper else frames)]
-        summaries, vectors = [], []
-        for part in chunks(len(images), self.frame_batch):
-            s, v = self._forward(images[part])
-            summaries.append(s)
-            vectors.append(v)
-        n_layers, dim = self.config.num_hidden_layers + 1, self.config.hidden_size
-        summary = np.concatenate(summaries) if summaries else np.zeros((0, n_layers, dim), np.float32)
-        vector = np.concatenate(vectors) if vectors else np.zeros((0, self.frame_dim()), np.float32)
-        results, start = [], 0
-        for frames in batch:
-            stop = start + len(frames)
-            self.n_empty += stop == start
-            per_layer = summary[start:stop].transpose(1, 0, 2)  # [L, T, D]
-            results.append(Embedding(pool(per_layer, self.pooling).astype(np.float32), vector[start:stop]))
-            start = stop
-        return results
+        return self.pooled_and_frames(batch, self._forward, self.config.num_hidden_layers + 1,
+                                      self.config.hidden_size, self.frame_dim())
 
     def describe(self) -> dict[str, Any]:
-        info = {
+        return {
             "source": self.settings.source,
             "revision": resolve_revision(self.model_dir),
             "frame_rate": None,  # the segment fps; filled in by the embed driver
@@ -184,10 +207,5 @@ class ClipVisionBackbone(Backbone):
             "token": self.token,
             "frame_features": self.frame_features,
             "frame_dims": self.frame_dim(),
-            "face_crop": self.face_crop,
-            "n_empty": self.n_empty,
-            "load_report": self.load_report,
+            **self.frame_info(),
         }
-        if self.cropper:
-            info.update(self.cropper.stats())
-        return info

@@ -65,8 +65,8 @@ import numpy as np
 from pydantic import Field
 
 from pipeline.core.errors import BackboneError
-from pipeline.features.backbones.base import Backbone, Embedding, ModelSettings, Pooling, pool, register_backbone
-from pipeline.features.backbones.clip_vision import chunks
+from pipeline.features.backbones.base import Embedding, ModelSettings, Pooling, pool, register_backbone
+from pipeline.features.backbones.clip_vision import PerFrameBackbone
 from pipeline.features.faces import FaceCropSettings
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # Blip2ImageEvalProcessor's defaults (OpenAI CLIP)
@@ -292,15 +292,10 @@ def load_tower(name: str, path: Path, settings: EvaClipSettings) -> tuple[Any, d
              "equal token counts",
     verified_by="tests/test_parity_eva.py::test_eva_clip_matches_the_original_eva_vit",
 )
-class EvaClipBackbone(Backbone):
-    modality = "video"
-    has_frames = True
-
+class EvaClipBackbone(PerFrameBackbone):
     def __init__(self, name: str, settings: EvaClipSettings):
         super().__init__(name, settings)
         import torch
-
-        from pipeline.features.faces import FaceCropper
 
         self._torch = torch
         self.load_runtime()
@@ -309,12 +304,8 @@ class EvaClipBackbone(Backbone):
         self.model.to(self.device, self.dtype)
         self.geometry = geometry(name, dict(self.model.state_dict()), self.checkpoint)
         self.image_size = settings.image_size
-        self.token = settings.token
         self.frame_features = settings.frame_features
-        self.frame_batch = settings.frame_batch
-        self.cropper = FaceCropper.from_settings(settings)
-        self.face_crop = self.cropper.method if self.cropper else "none"
-        self.n_empty = 0
+        self.init_frames(settings)
 
     def preprocess(self, images: Sequence[np.ndarray]):
         """Blip2ImageEvalProcessor: PIL bicubic resize to image_size², ToTensor, CLIP mean/std."""
@@ -335,33 +326,30 @@ class EvaClipBackbone(Backbone):
             states, last = self.model(pixels)
         return states.float().cpu(), last.float().cpu()
 
+    def _summaries(self, images: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-frame layer summaries [N, L, D], CLS after ln_vision [N, D] and, for ``frame_features:
+        patches``, the patch tokens merged 4 by 4 (MiniGPT-v2's merge) [N, P/4, 4D] (else [N, 0, 4D])."""
+        states, last = self.forward(images)
+        summary = (states[:, :, 0] if self.token == "cls" else states[:, :, 1:].mean(2)).numpy()
+        n, p, d = last[:, 1:].shape
+        merged = (last[:, 1:].reshape(n, p // 4, 4 * d).numpy() if self.frame_features == "patches"
+                  else np.zeros((n, 0, 4 * d), np.float32))
+        return summary, last[:, 0].numpy(), merged
+
     def embed(self, batch: Sequence[np.ndarray]) -> list[Embedding]:
-        images = [img for frames in batch for img in (self.cropper.crop_all(frames) if self.cropper else frames)]
-        summaries, cls, patches = [], [], []
-        for part in chunks(len(images), self.frame_batch):
-            states, last = self.forward(images[part])
-            summaries.append((states[:, :, 0] if self.token == "cls" else states[:, :, 1:].mean(2)).numpy())
-            cls.append(last[:, 0].numpy())
-            if self.frame_features == "patches":
-                n, p, d = last[:, 1:].shape
-                patches.append(last[:, 1:].reshape(n, p // 4, 4 * d).numpy())  # MiniGPT-v2's 4-token merge
         d, n_layers = self.geometry["dim"], self.geometry["depth"] + 1
-        summary = np.concatenate(summaries) if summaries else np.zeros((0, n_layers, d), np.float32)
-        vectors = np.concatenate(cls) if cls else np.zeros((0, d), np.float32)
-        merged = np.concatenate(patches) if patches else None
-        results, start = [], 0
-        for frames in batch:
-            stop = start + len(frames)
-            self.n_empty += stop == start
-            pooled = pool(summary[start:stop].transpose(1, 0, 2), self.pooling).astype(np.float32)
+        (summary, vectors, merged), spans = self.run_frames(batch, self._summaries,
+                                                            [(0, n_layers, d), (0, d), (0, 0, 4 * d)])
+        results = []
+        for a, b in spans:
+            pooled = pool(summary[a:b].transpose(1, 0, 2), self.pooling).astype(np.float32)
             if self.frame_features == "cls":
-                out = vectors[start:stop]
-            elif stop > start:
-                out = merged[start]  # the first frame's merged patch tokens (Emotion-LLaMA's extract_frame)
+                out = vectors[a:b]
+            elif b > a:
+                out = merged[a]  # the first frame's merged patch tokens (Emotion-LLaMA's extract_frame)
             else:
                 out = np.zeros((0, 4 * d), np.float32)
             results.append(Embedding(pooled, out))
-            start = stop
         return results
 
     def describe(self) -> dict[str, Any]:
@@ -375,7 +363,7 @@ class EvaClipBackbone(Backbone):
             digest = hashlib.sha256()
             _hash_file(digest, self.checkpoint)
             revision = f"sha256:{digest.hexdigest()[:16]}"
-        info = {
+        return {
             "source": self.settings.source,
             "revision": revision,
             "frame_rate": None,  # cls: the segment fps, filled in by the embed driver
@@ -386,10 +374,5 @@ class EvaClipBackbone(Backbone):
             "frame_features": self.frame_features,
             "frames_are": "video frames" if self.frame_features == "cls" else "merged patch tokens of the first frame",
             "frame_dims": self.geometry["dim"] * (4 if self.frame_features == "patches" else 1),
-            "face_crop": self.face_crop,
-            "n_empty": self.n_empty,
-            "load_report": self.load_report,
+            **self.frame_info(),
         }
-        if self.cropper:
-            info.update(self.cropper.stats())
-        return info

@@ -41,8 +41,8 @@ from pydantic import Field
 
 from pipeline.core.runtime import resolve_revision
 from pipeline.features.backbones._loading import load_pretrained
-from pipeline.features.backbones.base import Backbone, Embedding, ModelSettings, Pooling, pool, register_backbone
-from pipeline.features.backbones.clip_vision import check_model_type, chunks, load_image_processor
+from pipeline.features.backbones.base import Embedding, ModelSettings, Pooling, register_backbone
+from pipeline.features.backbones.clip_vision import PerFrameBackbone, check_model_type, load_image_processor
 from pipeline.features.faces import FaceCropSettings
 
 
@@ -67,23 +67,15 @@ def keep_order_noise(torch, batch: int, n_patches: int, device) -> Any:
              "order = transformers' shuffled output un-shuffled by its `ids_restore`",
     verified_by="tests/test_parity_hf.py::test_mae_matches_transformers",
 )
-class MAEBackbone(Backbone):
-    modality = "video"
-    has_frames = True
-
+class MAEBackbone(PerFrameBackbone):
     def __init__(self, name: str, settings: MAESettings):
         super().__init__(name, settings)
         import torch
         from transformers import ViTMAEModel
 
-        from pipeline.features.faces import FaceCropper
-
         self._torch = torch
         self.load_runtime()
-        self.token = settings.token
-        self.frame_batch = settings.frame_batch
-        self.cropper = FaceCropper.from_settings(settings)
-        self.face_crop = self.cropper.method if self.cropper else "none"
+        self.init_frames(settings)
         check_model_type(name, self.model_dir, ("vit_mae",))
         self.processor = load_image_processor(name, self.model_dir, "ViTImageProcessor")
         # mask_ratio 0: every patch is kept (the published configs say 0.75, for pre-training)
@@ -92,7 +84,6 @@ class MAEBackbone(Backbone):
         self.model.to(self.device).eval()
         self.config = self.model.config
         self.n_patches = (self.config.image_size // self.config.patch_size) ** 2
-        self.n_empty = 0
 
     def _forward(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Per-frame layer summaries [N, L, D] and frame vectors [N, D] for a list of RGB images."""
@@ -110,27 +101,11 @@ class MAEBackbone(Backbone):
         return summary.float().cpu().numpy(), vectors.float().cpu().numpy()
 
     def embed(self, batch: Sequence[np.ndarray]) -> list[Embedding]:
-        # All frames of the batch go through the model together (in frame_batch chunks), then are split back.
-        images = [img for frames in batch for img in (self.cropper.crop_all(frames) if self.cropper else frames)]
-        summaries, vectors = [], []
-        for part in chunks(len(images), self.frame_batch):
-            s, v = self._forward(images[part])
-            summaries.append(s)
-            vectors.append(v)
-        n_layers, dim = self.config.num_hidden_layers + 1, self.config.hidden_size
-        summary = np.concatenate(summaries) if summaries else np.zeros((0, n_layers, dim), np.float32)
-        vector = np.concatenate(vectors) if vectors else np.zeros((0, dim), np.float32)
-        results, start = [], 0
-        for frames in batch:
-            stop = start + len(frames)
-            self.n_empty += stop == start
-            per_layer = summary[start:stop].transpose(1, 0, 2)  # [L, T, D]
-            results.append(Embedding(pool(per_layer, self.pooling).astype(np.float32), vector[start:stop]))
-            start = stop
-        return results
+        dim = self.config.hidden_size
+        return self.pooled_and_frames(batch, self._forward, self.config.num_hidden_layers + 1, dim, dim)
 
     def describe(self) -> dict[str, Any]:
-        info = {
+        return {
             "source": self.settings.source,
             "revision": resolve_revision(self.model_dir),
             "frame_rate": None,  # the segment fps; filled in by the embed driver
@@ -140,10 +115,5 @@ class MAEBackbone(Backbone):
             "patch_order": "raster (identity noise)",
             "token": self.token,
             "frame_dims": self.config.hidden_size,
-            "face_crop": self.face_crop,
-            "n_empty": self.n_empty,
-            "load_report": self.load_report,
+            **self.frame_info(),
         }
-        if self.cropper:
-            info.update(self.cropper.stats())
-        return info
