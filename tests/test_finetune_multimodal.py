@@ -199,7 +199,7 @@ def test_bad_towers_and_params_are_one_line_errors(tmp_path, trained):
         tower_specs("languagebind_text+ast", {**TOWERS, "ast": {"type": "ast", "source": "x"}})
     with pytest.raises(HeadError, match="backbones.languagebind_video has no source"):
         tower_specs("languagebind_video", {"languagebind_video": {"type": "languagebind_video"}})
-    with pytest.raises(HeadError, match="names a tower twice"):
+    with pytest.raises(HeadError, match="joined by .+., each once"):
         tower_specs("languagebind_text+languagebind_text", TOWERS)
     with pytest.raises(HeadError, match=r"backbones.languagebind_video: .*model_type 'LanguageBindAudio'"):
         finetune(tmp_path, trained["corpus"], trained["segments"], CFG, backbone="languagebind_video",
@@ -211,3 +211,24 @@ def test_bad_towers_and_params_are_one_line_errors(tmp_path, trained):
         head_settings("lbl", {"type": "lora_multimodal", "max_seconds": 5}, family="finetune")
     with pytest.raises(HeadError, match="not found; pass its directory"):
         load_multimodal(trained["tmp"] / "models" / "emotion", {"languagebind_text": tmp_path / "gone"})
+
+
+def test_validate_accepts_tower_items_and_names_bad_ones():
+    import copy
+
+    import yaml
+
+    from pipeline.core.errors import ConfigError
+    from pipeline.core.hashing import ROOT
+    from pipeline.tools.validate import validate_params
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["run"]["finetune"] = [{"head": "lora_multimodal", "backbone": "languagebind_text+languagebind_video"}]
+    assert "experiments per corpus" in validate_params(params)
+    for backbone, message in (("languagebind_text+ast", r"backbones.ast.type is 'hf_audio'"),
+                              ("languagebind_text+nope", "names 'nope', but there is no backbones.nope section"),
+                              ("languagebind_text+languagebind_text", r"run.finetune\[0\] backbone .*each once")):
+        bad = copy.deepcopy(params)
+        bad["run"]["finetune"][0]["backbone"] = backbone
+        with pytest.raises(ConfigError, match=message):
+            validate_params(bad)

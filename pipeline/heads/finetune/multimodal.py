@@ -91,20 +91,31 @@ class TowerSpec:
     crop_seed: int = 0
 
 
+def tower_names(backbone: str, sections: dict[str, Any], where: str = "run.finetune",
+                error: type[Exception] = FinetuneError) -> list[str]:
+    """The towers run item backbone ``a+b(+c)`` names, each a LanguageBind backbone section in ``sections``."""
+    from pipeline.core.config import split_members
+
+    names = split_members(backbone, where, f"lora_multimodal trains LanguageBind towers ({', '.join(sorted(KINDS))}) "
+                          f"joined by '+', each once", error=error)
+    for name in names:
+        if name not in sections:
+            raise error(f"params.yaml: {where} names {name!r}, but there is no backbones.{name} section")
+        kind = (sections[name] or {}).get("type")
+        if kind not in KINDS:
+            raise error(f"params.yaml: backbones.{name}.type is {kind!r}; lora_multimodal trains LanguageBind "
+                        f"towers: one of {sorted(KINDS)}")
+    return names
+
+
 def tower_specs(backbone: str, sections: dict[str, Any]) -> list[TowerSpec]:
     """The towers of run item backbone ``a+b(+c)`` from their ``backbones.<name>`` sections (a dict per name)."""
     from pipeline.core.runtime import resolve_source
 
-    names = backbone.split("+")
-    if len(set(names)) != len(names):
-        raise FinetuneError(f"run.finetune backbone {backbone!r} names a tower twice")
     specs = []
-    for name in names:
-        cfg = dict(sections.get(name) or {})
-        kind = KINDS.get(str(cfg.get("type", "")))
-        if kind is None:
-            raise FinetuneError(f"params.yaml: backbones.{name}.type is {cfg.get('type')!r}; lora_multimodal trains "
-                                f"LanguageBind towers: one of {sorted(KINDS)}")
+    for name in tower_names(backbone, sections):
+        cfg = dict(sections[name])
+        kind = KINDS[cfg["type"]]
         if not cfg.get("source"):
             raise FinetuneError(f"params.yaml: backbones.{name} has no source (the LanguageBind checkpoint)")
         options = {k: cfg.get(k, default) for k, default in TOWER_OPTIONS[kind].items()}
