@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from pipeline.core.io import read_json
+from tests.conftest import RAVDESS_MP4, needs_ravdess
 from tests.data.media import write_wav
 from tests.factories import read_wav
 
@@ -232,3 +233,35 @@ def test_validate_accepts_tower_items_and_names_bad_ones():
         bad["run"]["finetune"][0]["backbone"] = backbone
         with pytest.raises(ConfigError, match=message):
             validate_params(bad)
+
+
+@needs_ravdess
+def test_predict_tool_runs_the_saved_model_on_a_real_video(trained, capsys):
+    from pipeline.core.audio import SAMPLE_RATE
+    from pipeline.core.media import decode_audio, decode_frames
+    from pipeline.heads.finetune.multimodal import MultimodalItems, load_multimodal, predict_multimodal
+    from pipeline.tools import predict
+
+    params = {"segment": {"fps": 5, "frame_size": 32}}
+    head_dir = trained["tmp"] / "models"
+    with pytest.raises(predict.PredictError, match="has a text tower: pass the transcript with --text"):
+        predict.predict(head_dir, RAVDESS_MP4, params=params)
+    result = predict.predict(head_dir, RAVDESS_MP4, params=params, text="kids are talking by the door")["emotion"]
+    assert result["kind"] == f"lora_multimodal fine-tuned {TVA}"
+    # the same numbers as the model on the file decoded as the segment stage does
+    model, prep, _ = load_multimodal(head_dir / "emotion")
+
+    class One:
+        def audio(self, uid):
+            return decode_audio(RAVDESS_MP4, SAMPLE_RATE)
+
+        def frames(self, uid):
+            return decode_frames(RAVDESS_MP4, 5, 32)
+
+    items = MultimodalItems(One(), ["x"], ["kids are talking by the door"], None, prep)
+    logits = predict_multimodal(model, prep, items)[0]
+    proba = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    assert np.allclose([result["probabilities"][c] for c in CLASSES], proba, atol=1e-6)
+    assert result["prediction"] == CLASSES[int(proba.argmax())]
+    assert predict.main([str(head_dir), str(RAVDESS_MP4), "--params", "/nonexistent.yaml", "--text", "x"]) != 0
+    assert "pass --params" in capsys.readouterr().err
