@@ -1,8 +1,9 @@
-"""Stage ``finetune@<corpus>-<item>``: fine-tune an audio encoder end to end (LoRA or full).
+"""Stage ``finetune@<corpus>-<item>``: fine-tune an encoder end to end (LoRA or full).
 
-``heads.<head>`` gives the training options (``type: lora|full``, see :mod:`pipeline.heads.finetune`);
-``--backbone`` (the run item's) names the encoder: ``backbones.<backbone>.source`` unless the head
-sets its own ``source``. Outputs follow the probe's layout: ``models/<corpus>/<backbone>/<head>/``,
+``heads.<head>`` gives the training options (``type: lora|full|lora_multimodal``, see
+:mod:`pipeline.heads.finetune`); ``--backbone`` (the run item's) names the encoder:
+``backbones.<backbone>.source`` unless the head sets its own ``source``; for ``lora_multimodal`` it
+names LanguageBind towers joined by ``+``, each read from its own ``backbones.<name>`` section. Outputs follow the probe's layout: ``models/<corpus>/<backbone>/<head>/``,
 ``metrics/experiments/<corpus>/<backbone>/<head>.json`` and ``metrics/predictions/<corpus>/<backbone>/<head>/``,
 plus the DVCLive training curves in ``metrics/dvclive/<corpus>/<backbone>/<head>/`` (a ``plots``
 output of the stage).
@@ -26,14 +27,20 @@ def main(args, params) -> None:
     settings = head_settings(args.head, section(params, "heads", args.head), family="finetune")
     # the encoder's backbone section is validated by the validate stage; importing the backbone
     # registry here would make every backbone module a dependency of fine-tuning
-    backbone_source = section(params, "backbones", args.backbone).get("source")
+    if settings.type == "lora_multimodal":  # towers joined by '+', each its own backbones.<name> section
+        towers = {name: section(params, "backbones", name) for name in args.backbone.split("+")}
+        source = None
+    else:
+        towers = None
+        source = resolve_encoder(args.head, settings, args.backbone, section(params, "backbones", args.backbone).get("source"))
     result = run_finetune(
         manifest.load(prepared_dir(args.corpus)),
         Segments(segments_path(args.corpus)),
         args.head,
         settings,
         backbone=args.backbone,
-        source=resolve_encoder(args.head, settings, args.backbone, backbone_source),
+        source=source,
+        towers=towers,
         model_dir=model_dir(args.corpus, args.backbone, args.head),
         metrics_path=experiment_path(args.corpus, args.backbone, args.head),
         predictions_dir=predictions_dir(args.corpus, args.backbone, args.head),

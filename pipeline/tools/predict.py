@@ -18,6 +18,12 @@ is one utterance. ``MODEL_DIR`` is one of:
      trained classification head); the base encoder is loaded from the ``source`` recorded in
      ``finetune.json`` (``--base DIR`` overrides it, e.g. on another machine).
 
+   - for ``lora_multimodal``: ``adapter_config.json`` + ``adapter_model.safetensors`` (the towers' LoRA
+     matrices and the linear head); each LanguageBind tower is rebuilt from the source recorded in
+     ``finetune.json`` and fed its own input: ``--text`` (text tower; required), the file's frames
+     sampled with the ``segment`` section's ``fps`` and ``frame_size`` of ``--params`` (video tower), its
+     audio (audio tower).
+
 2. **A fine-tuning head's directory** (``models/<corpus>/<backbone>/<head>/``): every model
    directory of case 1 inside it, one per task (or per task and fold).
 
@@ -111,6 +117,58 @@ def predict_finetuned(paths: list[Path], audio: np.ndarray, base: str | None = N
     return _summarise(f"{meta['mode']} fine-tuned {meta['backbone']}", paths, classes, outputs)
 
 
+class _OneFile:
+    """The decoded file as a one-item segments store (what the towers' preprocessing reads)."""
+
+    def __init__(self, audio: np.ndarray, frames: np.ndarray | None):
+        self._audio, self._frames = audio, frames
+
+    def audio(self, uid: str) -> np.ndarray:
+        return self._audio
+
+    def frames(self, uid: str) -> np.ndarray:
+        return self._frames
+
+
+def predict_multimodal_file(paths: list[Path], file: Path, params: dict[str, Any] | None,
+                            text: str | None) -> dict[str, Any]:
+    """A ``lora_multimodal`` model's probabilities for one file (its audio, frames and ``text``)."""
+    from pipeline.heads.finetune.model import outputs_to_predictions
+    from pipeline.heads.finetune.multimodal import MultimodalItems, load_multimodal, predict_multimodal
+
+    outputs, classes, inputs = [], None, None
+    for path in paths:
+        model, prep, meta = load_multimodal(path)
+        if inputs is None:
+            kinds = {t["kind"] for t in meta["towers"]}
+            if "text" in kinds and not text:
+                raise PredictError(f"{path}: the model has a text tower: pass the transcript with --text")
+            frames = None
+            if "video" in kinds:
+                if params is None:
+                    raise PredictError(f"{path}: the model has a video tower: params.yaml's segment section "
+                                       f"(fps, frame_size) decides the frames; pass --params")
+                from pipeline.core.settings import parse
+                from pipeline.segment.decode import SegmentSettings
+
+                seg = parse(SegmentSettings, section(params, "segment"), "segment")
+                frames = decode_frames(file, seg.fps, seg.frame_size)
+            audio = decode_audio(file, SAMPLE_RATE) if "audio" in kinds else np.zeros(0, np.float32)
+            inputs = _OneFile(audio, frames)
+        items = MultimodalItems(inputs, [str(file)], [text or ""], None, prep, cache=False)
+        pred, proba = outputs_to_predictions(predict_multimodal(model, prep, items), meta)
+        if proba is None:
+            outputs.append(np.asarray(pred[0], float))
+        else:
+            classes = list(meta["classes"])
+            outputs.append(proba[0])
+    return _summarise(f"lora_multimodal fine-tuned {meta['backbone']}", paths, classes, outputs)
+
+
+def _is_multimodal(paths: list[Path]) -> bool:
+    return json.loads((paths[0] / FINETUNE_META).read_text()).get("mode") == "lora_multimodal"
+
+
 def embed_file(backbone: str, params: dict[str, Any], file: Path, text: str | None) -> np.ndarray:
     """Pooled features of one file from backbone ``backbone`` as params define it."""
     from pipeline.features.backbones.base import build_backbone
@@ -169,6 +227,8 @@ def predict(model_dir: str | Path, file: str | Path, *, params: dict[str, Any] |
         if task not in tasks:
             raise PredictError(f"{model_dir}: no model for task {task!r}; tasks: {sorted(tasks)}")
         tasks = {task: tasks[task]}
+    if kind == "finetune" and _is_multimodal(next(iter(tasks.values()))):
+        return {name: predict_multimodal_file(paths, file, params, text) for name, paths in tasks.items()}
     if kind == "finetune":
         audio = decode_audio(file, SAMPLE_RATE)
         return {name: predict_finetuned(paths, audio, base) for name, paths in tasks.items()}
@@ -201,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print every probability as JSON")
     parser.add_argument("--params", default="params.yaml", help="params file (probe heads: backbone and head options)")
     parser.add_argument("--base", help="LoRA: base encoder directory (default: the source recorded at training)")
-    parser.add_argument("--text", help="transcript, for probes on text backbones")
+    parser.add_argument("--text", help="transcript, for probes on text backbones and lora_multimodal text towers")
     args = parser.parse_args(argv)
     try:
         params = load_params(args.params) if Path(args.params).exists() else None

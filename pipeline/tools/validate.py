@@ -22,7 +22,8 @@ from pipeline.features.backbones.base import backbone_settings
 from pipeline.features.embed.engine import EmbedSettings
 from pipeline.heads.audio_llm.plan import members as audio_llm_members
 from pipeline.heads import audio_llm, finetune, fusion, probe  # noqa: F401 - every head family's scope
-from pipeline.heads.base import head_family, head_settings
+from pipeline.heads.base import head_family, head_kind, head_settings
+from pipeline.heads.finetune.multimodal import tower_names
 from pipeline.heads.fusion.run import fusion_members
 from pipeline.segment.decode import SegmentSettings
 from pipeline.transcribe.asr import TranscriptsSettings
@@ -77,6 +78,9 @@ def validate_params(params: dict[str, Any]) -> str:
             need([item.head], heads, where, "heads")
             if head_family(item.head, heads[item.head]) != family:
                 head_settings(item.head, heads[item.head], family=family)  # raises, naming the right run list
+            if family == "finetune" and head_kind(item.head, heads[item.head]) == "lora_multimodal":
+                tower_names(item.backbone, backbones, where, error=ConfigError)  # several towers, LanguageBind's
+                continue
             need(MEMBERS[family](item.backbone, where), backbones, where, "backbones")
     return (f"{len(corpora)} corpora, {len(backbones)} backbones, {len(heads)} heads, "
             f"{len(run.experiments())} experiments per corpus")

@@ -1,4 +1,4 @@
-"""The fine-tuning heads (``lora``, ``full``) as experiments: one trained model per task (and fold).
+"""The fine-tuning heads (``lora``, ``full``, ``lora_multimodal``) as experiments: one trained model per task (and fold).
 
 Protocols, scoring and results come from the experiment runner, as for every head: with a
 cross-validation protocol ``folds: first`` (the default, for speed) trains and scores only the first
@@ -26,6 +26,14 @@ from pipeline.experiment.runner import Learner, Output, TaskData, run_experiment
 from pipeline.heads.base import head_settings, register_head
 from pipeline.heads.finetune.data import SegmentAudio
 from pipeline.heads.finetune.model import outputs_to_predictions, predict_outputs
+from pipeline.heads.finetune.multimodal import (
+    MultimodalItems,
+    MultimodalLoraSettings,
+    predict_multimodal,
+    texts_of,
+    tower_specs,
+    train_fold_multimodal,
+)
 from pipeline.heads.finetune.settings import FinetuneError, FinetuneSettings
 from pipeline.heads.finetune.trainer import train_fold
 
@@ -63,6 +71,34 @@ class FinetuneLearner(Learner):
         entry.update(folds_run=self.s.folds, n_folds_planned=len(data.folds))
 
 
+@register_head("lora_multimodal", settings=MultimodalLoraSettings, family="finetune",
+               description="LoRA (peft) on LanguageBind text/video/audio towers end to end, embeddings concatenated, "
+                           "a linear head (the SemEval-2024 Task 3 seed's end-to-end variant)")
+class MultimodalLearner(FinetuneLearner):
+    """``fit`` trains the towers' adapters and the head on the fold; ``predict`` runs them on a split."""
+
+    def __init__(self, segments: Segments, settings: MultimodalLoraSettings, *, backbone: str,
+                 towers: dict[str, Any], live_dir: Path):
+        self.segments, self.s, self.backbone, self.live_dir = segments, settings, backbone, Path(live_dir)
+        self.specs = tower_specs(backbone, towers)
+        self.trained = None
+
+    def fit(self, data: TaskData, fold: Fold, model_path: Path) -> dict[str, Any]:
+        self.trained = train_fold_multimodal(
+            data.task, data.rows, data.y, fold, self.segments, self.s, specs=self.specs, out_dir=model_path,
+            live_dir=self.live_dir / model_path.name, backbone=self.backbone,
+        )
+        return {"selection": self.trained[2]["selection"], "head": self.s.mode}
+
+    def predict(self, data: TaskData, fold: Fold, mask: np.ndarray) -> list[Output]:
+        model, prep, meta = self.trained
+        ids = data.rows.index[mask]
+        items = MultimodalItems(self.segments, ids, texts_of(data.rows, ids), None, prep, cache=False)
+        pred, proba = outputs_to_predictions(predict_multimodal(model, prep, items, self.s.eval_batch_size,
+                                                                self.s.progress), meta)
+        return [Output(pred, proba, None if proba is None else list(data.task.classes))]
+
+
 def run_finetune(
     corpus: Corpus,
     segments: Segments,
@@ -70,14 +106,17 @@ def run_finetune(
     cfg: Any,
     *,
     backbone: str,
-    source: str | Path,
+    source: str | Path | None,
     model_dir: str | Path,
     metrics_path: str | Path,
     predictions_dir: str | Path,
     live_dir: str | Path,
+    towers: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune and evaluate ``head_name`` on encoder ``backbone`` (local dir ``source``) for every task of
-    ``corpus``; write models, metrics, predictions and DVCLive training curves (``live_dir``)."""
+    ``corpus``; write models, metrics, predictions and DVCLive training curves (``live_dir``).
+    ``lora_multimodal`` reads its towers from ``towers`` (``{name: backbones.<name> section}`` for each
+    ``+``-joined name of ``backbone``) instead of ``source``."""
     s = head_settings(head_name, cfg, family="finetune")
     result: dict[str, Any] = experiment_header(corpus, backbone, head_name)
     known = set(corpus.manifest["id"])
@@ -86,7 +125,10 @@ def run_finetune(
         raise FinetuneError(f"{segments.path}: no segmented utterance of corpus {corpus.name}")
     rows = corpus.manifest.set_index("id").loc[ids]
     with atomic_dir(live_dir) as ltmp:
-        learner = FinetuneLearner(segments, s, backbone=backbone, source=source, live_dir=ltmp)
+        if isinstance(s, MultimodalLoraSettings):
+            learner = MultimodalLearner(segments, s, backbone=backbone, towers=towers or {}, live_dir=ltmp)
+        else:
+            learner = FinetuneLearner(segments, s, backbone=backbone, source=source, live_dir=ltmp)
         return run_experiment(
             rows, corpus.tasks, learner, result, metrics_path=metrics_path, predictions_dir=predictions_dir,
             model_dir=model_dir, seed=s.seed, max_folds=None if s.folds == "all" else 1,

@@ -179,10 +179,9 @@ def train_fold(
 
     Returns ``(model, extractor, meta)``; test rows are never touched here.
     """
-    from dvclive import Live
-    from transformers import AutoFeatureExtractor, Trainer, TrainingArguments, set_seed
+    from transformers import AutoFeatureExtractor, set_seed
 
-    from pipeline.core.runtime import resolve_device, resolve_revision
+    from pipeline.core.runtime import resolve_revision
 
     regression = task.type == "regression"
     ids = rows.index.to_numpy()
@@ -201,13 +200,7 @@ def train_fold(
         "n_train": len(train_idx),
         "n_dev": len(dev_idx),
     }
-    if regression:
-        mu, sd = float(np.mean(y[train_idx])), float(np.std(y[train_idx]))
-        meta["target_scale"] = {"mean": mu, "std": sd if sd > 1e-8 else 1.0}
-        targets = (y.astype(float) - mu) / meta["target_scale"]["std"]
-    else:
-        index = {c: i for i, c in enumerate(task.classes)}
-        targets = np.array([index[v] for v in y], dtype=np.int64)
+    targets = encode_targets(task, y, train_idx, meta)
 
     set_seed(s.seed)  # the new classification head and the LoRA matrices start the same every run
     extractor = AutoFeatureExtractor.from_pretrained(source)
@@ -219,7 +212,43 @@ def train_fold(
             extractor, (train_ds.audio(i) for i in range(len(train_ds))), len(train_ds), s.progress
         )
     model = build_model(source, task, s)
-    weights = None if regression or s.class_weight is None else _class_weights(targets[train_idx], len(task.classes))
+    trainer, meta["selection"] = fit(
+        model, train_ds, dev_ds, Collator(extractor, regression), task, targets[train_idx], s, out_dir=out_dir,
+        live_dir=live_dir, eval_batch_size=unpadded_batches(extractor, s.eval_batch_size),
+    )
+    meta["n_cropped"] = train_ds.n_cropped() + dev_ds.n_cropped()
+    meta["augment"] = train_ds.augmenter.names if train_ds.augmenter else []
+
+    model = trainer.model.eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    extractor.save_pretrained(out_dir)
+    write_json(out_dir / META, meta)
+    return model, extractor, meta
+
+
+def encode_targets(task: Task, y: np.ndarray, train_idx: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
+    """Class indices, or regression targets standardised with the training split (recorded in ``meta``)."""
+    if task.type == "regression":
+        mu, sd = float(np.mean(y[train_idx])), float(np.std(y[train_idx]))
+        meta["target_scale"] = {"mean": mu, "std": sd if sd > 1e-8 else 1.0}
+        return (y.astype(float) - mu) / meta["target_scale"]["std"]
+    index = {c: i for i, c in enumerate(task.classes)}
+    return np.array([index[v] for v in y], dtype=np.int64)
+
+
+def fit(model, train_ds, dev_ds, collator, task: Task, train_targets: np.ndarray, s, *, out_dir: Path, live_dir: Path,
+        eval_batch_size: int):
+    """Train ``model`` with the transformers Trainer (dev after every epoch, DVCLive curves in ``live_dir``) and
+    restore the best dev epoch's weights; returns ``(trainer, selection)`` (what :func:`_selection` records). ``s``: the head's settings
+    (epochs, batches, learning rate, precision, ...); shared by every fine-tuning head."""
+    from dvclive import Live
+    from transformers import Trainer, TrainingArguments
+
+    from pipeline.core.runtime import resolve_device
+
+    regression = task.type == "regression"
+    weights = None if regression or s.class_weight is None else _class_weights(train_targets, len(task.classes))
 
     device = resolve_device(s.device)
     has_dev = len(dev_ds) > 0
@@ -229,7 +258,7 @@ def train_fold(
         output_dir=str(work),
         num_train_epochs=s.epochs,
         per_device_train_batch_size=s.batch_size,
-        per_device_eval_batch_size=unpadded_batches(extractor, s.eval_batch_size),
+        per_device_eval_batch_size=eval_batch_size,
         gradient_accumulation_steps=s.gradient_accumulation_steps,
         learning_rate=s.learning_rate,
         weight_decay=s.weight_decay,
@@ -257,7 +286,7 @@ def train_fold(
         args=args,
         train_dataset=train_ds,
         eval_dataset=dev_ds if has_dev else None,
-        data_collator=Collator(extractor, regression),
+        data_collator=collator,
         compute_metrics=_metrics_fn(task),
         compute_loss_func=_loss_fn(regression, weights),
         callbacks=[_live_logger(live), best],
@@ -267,13 +296,4 @@ def train_fold(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     best.restore(trainer.model)
-    meta["selection"] = _selection(trainer.state, metric, best.epoch)
-    meta["n_cropped"] = train_ds.n_cropped() + dev_ds.n_cropped()
-    meta["augment"] = train_ds.augmenter.names if train_ds.augmenter else []
-
-    model = trainer.model.eval()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
-    extractor.save_pretrained(out_dir)
-    write_json(out_dir / META, meta)
-    return model, extractor, meta
+    return trainer, _selection(trainer.state, metric, best.epoch)
