@@ -5,10 +5,13 @@ a package imports only the ones its ``__init__`` names (``tests/test_import_clos
 stages' deps against their import closures):
 
 - :mod:`pipeline.core` — shared by everything; imports nothing else from the project;
-- :mod:`pipeline.corpora` (prepare), :mod:`pipeline.segment`, :mod:`pipeline.transcribe`,
-  :mod:`pipeline.features` (embed) — each imports :mod:`pipeline.core` only;
+- :mod:`pipeline.corpora` (prepare), :mod:`pipeline.segment`, :mod:`pipeline.transcribe` — each
+  imports :mod:`pipeline.core` only;
+- :mod:`pipeline.models` — our own implementations of networks both a backbone and a head run
+  (LanguageBind's towers); imports :mod:`pipeline.core`;
+- :mod:`pipeline.features` (embed) — imports core and models;
 - :mod:`pipeline.experiment` — the runner every head uses; imports :mod:`pipeline.core`;
-- :mod:`pipeline.heads` (probe, fuse, finetune, audio_llm) — imports core and experiment;
+- :mod:`pipeline.heads` (probe, fuse, finetune, audio_llm) — imports core and experiment (finetune: and models);
 - :mod:`pipeline.report` — imports core and :mod:`pipeline.experiment.results`;
 - :mod:`pipeline.tools` — command-line tools, not stages: may import anything.
 

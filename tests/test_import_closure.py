@@ -102,9 +102,10 @@ ALLOWED = {
     "corpora": {"core", "corpora"},
     "segment": {"core", "segment"},
     "transcribe": {"core", "transcribe"},
-    "features": {"core", "features"},
+    "models": {"core", "models"},
+    "features": {"core", "features", "models"},
     "experiment": {"core", "experiment"},
-    "heads": {"core", "experiment", "heads"},
+    "heads": {"core", "experiment", "heads", "models"},
     "report": {"core", "experiment", "report"},
 }
 

@@ -5,5 +5,5 @@
 corpus's segments into ``features/<corpus>/<backbone>.zarr`` through a content-addressed cache (local
 or Ray executor). The store format itself is :mod:`pipeline.core.store`, because heads read it.
 
-May import: :mod:`pipeline.core` only.
+May import: :mod:`pipeline.core` and :mod:`pipeline.models` (model code shared with the heads).
 """

@@ -6,7 +6,8 @@ stores; wraps probe heads), ``finetune/`` (LoRA / full fine-tuning) and ``audio_
 two-stage Audio-LLM). A stage imports its own family only, so its DVC deps are
 ``heads/__init__.py``, ``heads/base.py`` and that family's folder.
 
-May import: :mod:`pipeline.core` and :mod:`pipeline.experiment`; a family imports ``base`` and the
+May import: :mod:`pipeline.core`, :mod:`pipeline.experiment` and :mod:`pipeline.models` (model code
+shared with the backbones: the finetune family); a family imports ``base`` and the
 families it wraps (fusion → probe), never a sibling otherwise. Used by the probe, fuse, finetune and
 audio_llm stages.
 """

@@ -53,7 +53,7 @@ the ViT-L releases), L2-normalised when ``normalize: true`` (as ``LanguageBind.f
 ``max_length`` (text), ``crop_seed`` (audio), ``normalize``, ``batch_size``, ``device``, ``precision``.
 Not supported (an error naming it): ``clip_type: vl_new`` (the 3-D patch embedding).
 
-The towers, the checkpoint reading and the preprocessing are in :mod:`pipeline.core.languagebind`, shared
+The towers, the checkpoint reading and the preprocessing are in :mod:`pipeline.models.languagebind`, shared
 with the ``lora_multimodal`` fine-tuning head (which trains LoRA adapters on these same towers).
 """
 
@@ -66,7 +66,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from pipeline.core.languagebind import (  # noqa: F401 - re-exported: the towers' helpers, where they used to live
+from pipeline.models.languagebind import (  # noqa: F401 - re-exported: the towers' helpers, where they used to live
     TEXT_PREFIXES,
     VISION_PREFIXES,
     audio_image,

@@ -6,7 +6,7 @@ The run item's backbone names LanguageBind backbones joined by ``+``
 (``run.finetune: [{head: lora_multimodal, backbone: languagebind_text+languagebind_video}]``); each
 ``backbones.<name>`` section (``type: languagebind_text | languagebind_video | languagebind_audio``,
 ``source``, ``normalize``, ``max_length``, ``crop_seed``) builds its tower with the backbones' own code
-(:mod:`pipeline.core.languagebind`: strict loading of the published checkpoint, LoRA factors merged) and
+(:mod:`pipeline.models.languagebind`: strict loading of the published checkpoint, LoRA factors merged) and
 feeds it its own preprocessing: the manifest's ``text`` through the CLIP tokenizer, the segments store's
 frames through LanguageBind's video transform (8 linspace frames; an utterance without frames gives a zero
 video embedding), its 16-kHz audio through the Kaldi-fbank "image". Their projected embeddings
@@ -130,7 +130,7 @@ def tower_specs(backbone: str, sections: dict[str, Any]) -> list[TowerSpec]:
 def load_tower(spec: TowerSpec) -> tuple[Any, dict[str, Any], Any]:
     """``(module, checkpoint config, tokenizer or None)`` of one tower, via the backbones' loaders."""
     from pipeline.core.errors import BackboneError
-    from pipeline.core.languagebind import load_text_tower, load_vision_tower
+    from pipeline.models.languagebind import load_text_tower, load_vision_tower
 
     try:
         if spec.kind == "text":
@@ -147,7 +147,7 @@ def _model_class():
     import torch
     from torch import nn
 
-    from pipeline.core.languagebind import text_features
+    from pipeline.models.languagebind import text_features
 
     class MultimodalClassifier(nn.Module):
         """Towers (``towers.<backbone>``) → projected embeddings, concatenated → ``head`` → ``{"logits"}``."""
@@ -218,7 +218,7 @@ class Preprocess:
 
     def raw(self, spec: TowerSpec, uid: str, text: str, segments) -> Any:
         """What the tower reads of one item: its text, its sampled frames (uint8) or its audio."""
-        from pipeline.core.languagebind import sample_frame_ids
+        from pipeline.models.languagebind import sample_frame_ids
 
         if spec.kind == "text":
             return text
@@ -230,7 +230,7 @@ class Preprocess:
     def __call__(self, items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         import torch
 
-        from pipeline.core.languagebind import audio_image, text_inputs, video_pixels
+        from pipeline.models.languagebind import audio_image, text_inputs, video_pixels
 
         batch: dict[str, Any] = {}
         for spec in self.specs:

@@ -6,8 +6,8 @@ and the ``lora_multimodal`` fine-tuning head (:mod:`pipeline.heads.finetune.mult
 a published ``LanguageBindVideo`` / ``LanguageBindAudio`` checkpoint, building its text tower
 (``CLIPTextModelWithProjection``) or its vision-style tower (CLIP ViT + temporal attention), and
 LanguageBind's own input transforms (CLIP tokenizer, linspace frames + OpenAI normalisation +
-ShortSideScale/CenterCrop, the 3-channel Kaldi-fbank "image"). It lives in ``core`` because heads may
-not import ``features``; errors are :class:`~pipeline.core.errors.BackboneError` naming ``backbones.<name>``.
+ShortSideScale/CenterCrop, the 3-channel Kaldi-fbank "image"). It lives in :mod:`pipeline.models`
+because heads may not import ``features`` (and in ``core`` every stage would depend on it); errors are :class:`~pipeline.core.errors.BackboneError` naming ``backbones.<name>``.
 """
 
 from __future__ import annotations
