@@ -15,7 +15,7 @@ import pytest
 
 from pipeline.core import io
 from pipeline.core.errors import MediaError, StoreError
-from pipeline.core.inputs import link_inputs, load_items, write_items
+from pipeline.core.inputs import link_inputs, list_inputs, load_items, write_items
 from pipeline.core.manifest import Corpus
 from pipeline.core.segments import Segments
 from pipeline.core.store import FeatureStore, write_store
@@ -111,6 +111,37 @@ def test_items_table_and_inputs_link(corpus, in_tmp_cwd):
     assert not (in_tmp_cwd / "inputs").is_symlink() and (in_tmp_cwd / "media" / "u0.wav").exists()
 
 
+def test_the_inputs_listing_changes_exactly_when_some_file_under_the_root_does(corpus, in_tmp_cwd):
+    import os
+    import shutil
+
+    root = str(in_tmp_cwd / "media")
+    (in_tmp_cwd / "media" / "sub").mkdir()
+    (in_tmp_cwd / "media" / "sub" / "notes.txt").write_text("a label file deeper down\n")
+    first = list_inputs("toy", root)
+    assert first["files"] == 7 and first["root"] == root and len(first["digest"]) == 32
+    wav = in_tmp_cwd / "media" / "u0.wav"
+    os.utime(wav, (1e9, 1e9))  # touched: stat changes, content does not
+    assert list_inputs("toy", root) == first
+    original = wav.read_bytes()
+    wav.write_bytes(original[:-2] + b"\x01\x02")  # edited in place, same size
+    edited = list_inputs("toy", root)["digest"]
+    wav.write_bytes(original)
+    assert edited != first["digest"] and list_inputs("toy", root) == first
+    (in_tmp_cwd / "media" / "sub" / "notes.txt").rename(in_tmp_cwd / "media" / "sub" / "notes2.txt")  # renamed
+    assert list_inputs("toy", root)["digest"] not in (first["digest"], edited)
+    (in_tmp_cwd / "media" / "sub" / "notes2.txt").rename(in_tmp_cwd / "media" / "sub" / "notes.txt")
+    (in_tmp_cwd / "media" / "sub" / "empty").mkdir()  # an empty folder: DVC ignores it too
+    assert list_inputs("toy", root) == first
+    (in_tmp_cwd / "media" / "u9.wav").write_bytes(original)  # added (a copy of a file)
+    assert list_inputs("toy", root)["files"] == 8
+    shutil.copytree(in_tmp_cwd / "media", in_tmp_cwd / "copy")  # the same content elsewhere: same digest
+    (in_tmp_cwd / "media" / "u9.wav").unlink()
+    (in_tmp_cwd / "copy" / "u9.wav").unlink()
+    assert list_inputs("toy", str(in_tmp_cwd / "copy"))["digest"] == first["digest"]
+    assert list_inputs("demo", None) == {"corpus": "demo", "root": None, "synthesised": True}
+
+
 def test_a_store_is_never_sealed_with_a_nan_and_is_checked_on_read(in_tmp_cwd):
     ids = ["a", "b", "c"]
     with pytest.raises(StoreError, match="NaN"):
@@ -170,6 +201,10 @@ def test_the_inputs_stage_warns_about_a_label_file_outside_the_root(in_tmp_cwd, 
     inputs.main(argparse.Namespace(corpus="toy"), params)
     assert "elsewhere/labels.csv is outside the corpus root, so DVC does not watch it" in capsys.readouterr().err
     assert Path("data/toy/inputs").is_symlink()
+    import json
+
+    listing = json.loads(Path("data/toy/inputs.json").read_text())  # what prepare depends on
+    assert listing == list_inputs("toy", str(in_tmp_cwd / "media")) and listing["files"] == len(list((in_tmp_cwd / "media").rglob("*.*")))
     params["corpora"]["toy"]["file"] = "labels.csv"  # under the root: watched, no warning
     inputs.main(argparse.Namespace(corpus="toy"), params)
     assert "warning" not in capsys.readouterr().err

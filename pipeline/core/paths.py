@@ -14,6 +14,10 @@ def inputs_dir(corpus: str) -> Path:
     return DATA / corpus / "inputs"
 
 
+def inputs_listing(corpus: str) -> Path:
+    return DATA / corpus / "inputs.json"
+
+
 def prepared_dir(corpus: str) -> Path:
     return DATA / corpus / "prepared"
 
