@@ -10,7 +10,7 @@ then measures what issue 10 asks for, printing each figure:
 
 1. **no-op ``dvc status``** after the first fingerprint (median of ``--repeats``; target ≤ 3 s), and
    ``dvc version`` as the floor every DVC command pays;
-2. **+10 % media**: N/10 new wav files and label rows. ``dvc status`` must name ``inputs``/``prepare``;
+2. **+10 % media**: N/10 new wav files and label rows. ``dvc status`` must name ``inputs`` (whose output, the link, changed);
    after ``prepare`` the segment stage's command is timed twice, side by side — with its cache (only
    the new files decoded) and with an empty cache (a full segment) — target ratio ≤ 0.12;
 3. **one edited file** (rewritten in place): ``dvc repro`` must re-decode exactly one item and
@@ -107,7 +107,7 @@ def main() -> None:
 
     add_files(corpus, 0, args.n // 10)
     _, out = timed(repo, "dvc", "status")
-    assert "inputs@" in out and "prepare@" in out, out
+    assert "inputs@" in out, out
     sh(repo, "dvc", "repro", "-s", f"inputs@{CORPUS}")
     sh(repo, "dvc", "repro", "-s", f"prepare@{CORPUS}")
     seg = ("python", "-m", "stages.segment", "--corpus", CORPUS)
