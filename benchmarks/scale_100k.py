@@ -12,8 +12,9 @@ Two parts, each at every ``--sizes`` (side by side, one run):
    timed: ``Cache.scan()`` (every shard's metadata and keys, checked), ``assemble_store`` (every
    item from its checked shard into a sealed store, in manifest order: the cache's own, as when it
    was planned from that manifest, and ``assemble_shuffled`` a random one) and a first
-   ``FeatureStore.pooled()`` of the result. Reported per item (µs); ``*_per_item_ratio`` = per-item
-   time at the largest size / at the smallest: flat is ≈ 1 (target ≤ 1.2).
+   ``FeatureStore.pooled()`` of the result. Reported per item (µs); ``*_per_item_ratio`` = per-item time at the largest size / at the
+   smallest, the median over ``--cache-repeats`` (3) rounds that each time every size in turn (side
+   by side under the same load): flat is ≈ 1 (target ≤ 1.2).
 2. **No-op ``dvc status``** of a project shaped like this one's at that size: a corpus folder of N
    small media files outside the repository, an ``inputs`` stage linking ``data/bench/inputs`` to
    it and writing ``inputs.json`` with the project's own :func:`pipeline.core.inputs.link_inputs`
@@ -66,49 +67,91 @@ def timed(fn):
 # --- part 1: cache scan and assembly -----------------------------------------------------------------
 
 
-def cache_part(root: Path, n: int, dim: int, shard_size: int, seed: int = 0) -> dict:
-    import pipeline.core.store as store_mod
-    from pipeline.core.hashing import content_key
-    from pipeline.core.store import FeatureStore
-    from pipeline.features.embed.assemble import assemble_store
-    from pipeline.features.embed.cache import Cache, Shard, write_cache_shard
-    from pipeline.features.embed.items import Items
+class CacheBench:
+    """One size's embed cache (N items, shards of ``shard_size``), written once with the stage's own
+    :func:`~pipeline.features.embed.cache.write_cache_shard`; each :meth:`run` times a scan, an
+    assembly in the cache's order and in a shuffled one, and a first read of the assembled store."""
 
-    rng = np.random.default_rng(seed)
-    ids = [f"u{i:06d}" for i in range(n)]
-    keys = [content_key("bench", u) for u in ids]
-    cache = Cache(root / "cache", "bkey")
-    t0 = time.perf_counter()
-    for a in range(0, n, shard_size):
-        shard = Shard(content_key(*keys[a : a + shard_size])[:24], keys[a : a + shard_size])
-        rows = rng.standard_normal((len(shard.keys), dim), dtype=np.float32)
-        write_cache_shard(cache.shard_path(shard.id), shard, list(rows), [None] * len(shard.keys))
-    write_s = time.perf_counter() - t0
-    done, scan_s = timed(lambda: Cache(root / "cache", "bkey").scan())
-    assert len(done) == n
-    cache.scan()  # (has_frames per shard)
+    def __init__(self, root: Path, n: int, dim: int, shard_size: int, seed: int = 0):
+        from pipeline.core.hashing import content_key
+        from pipeline.features.embed.cache import Cache, Shard, write_cache_shard
 
-    def assemble(order, name):
-        items = Items(modality="audio", segments=None, ids=[ids[i] for i in order], keys=[keys[i] for i in order],
-                      lengths=np.ones(n, np.int64))
-        return timed(lambda: assemble_store(root / name, items, cache, done, {"backbone": "bench"}, want_frames=False))[1]
+        self.root, self.n, self.dim, self.shard_size = root, n, dim, shard_size
+        rng = np.random.default_rng(seed)
+        self.ids = [f"u{i:06d}" for i in range(n)]
+        self.keys = [content_key("bench", u) for u in self.ids]
+        self.shuffled = rng.permutation(n)
+        self.cache_dir = root / f"cache-{n}"
+        cache = Cache(self.cache_dir, "bkey")
+        t0 = time.perf_counter()
+        for a in range(0, n, shard_size):
+            shard = Shard(content_key(*self.keys[a : a + shard_size])[:24], self.keys[a : a + shard_size])
+            rows = rng.standard_normal((len(shard.keys), dim), dtype=np.float32)
+            write_cache_shard(cache.shard_path(shard.id), shard, list(rows), [None] * len(shard.keys))
+        self.write_s = time.perf_counter() - t0
 
-    assemble_s = assemble(np.arange(n), f"store-{n}.zarr")  # the cache was planned in manifest order
-    # a manifest whose order is not the cache's (items added or reordered over time)
-    shuffled_s = assemble(rng.permutation(n), f"shuffled-{n}.zarr")
-    shutil.rmtree(root / f"shuffled-{n}.zarr")
-    store_mod._VERIFIED.clear()  # a new process
-    X, read_s = timed(lambda: FeatureStore(root / f"store-{n}.zarr").pooled())
-    assert X.shape == (n, dim)
-    shutil.rmtree(root / "cache")
-    shutil.rmtree(root / f"store-{n}.zarr")
-    return {
-        "shards": (n + shard_size - 1) // shard_size, "write_cache_s": round(write_s, 2), "scan_s": round(scan_s, 3),
-        "assemble_s": round(assemble_s, 3), "assemble_shuffled_s": round(shuffled_s, 3), "first_read_s": round(read_s, 3),
-        "scan_us_per_item": round(scan_s / n * 1e6, 2), "assemble_us_per_item": round(assemble_s / n * 1e6, 2),
-        "assemble_shuffled_us_per_item": round(shuffled_s / n * 1e6, 2),
-        "first_read_us_per_item": round(read_s / n * 1e6, 2),
-    }
+    def run(self) -> dict[str, float]:
+        import pipeline.core.store as store_mod
+        from pipeline.core.store import FeatureStore
+        from pipeline.features.embed.assemble import assemble_store
+        from pipeline.features.embed.cache import Cache
+        from pipeline.features.embed.items import Items
+
+        cache = Cache(self.cache_dir, "bkey")
+        done, scan_s = timed(cache.scan)
+        assert len(done) == self.n
+        cache.scan()  # (has_frames per shard)
+
+        def assemble(order, path):
+            items = Items(modality="audio", segments=None, ids=[self.ids[i] for i in order],
+                          keys=[self.keys[i] for i in order], lengths=np.ones(self.n, np.int64))
+            return timed(lambda: assemble_store(path, items, cache, done, {"backbone": "bench"}, want_frames=False))[1]
+
+        store, shuffled = self.root / f"store-{self.n}.zarr", self.root / f"shuffled-{self.n}.zarr"
+        assemble_s = assemble(np.arange(self.n), store)  # the cache was planned in manifest order
+        shuffled_s = assemble(self.shuffled, shuffled)  # a manifest whose order is not the cache's
+        shutil.rmtree(shuffled)
+        store_mod._VERIFIED.clear()  # a new process
+        X, read_s = timed(lambda: FeatureStore(store).pooled())
+        assert X.shape == (self.n, self.dim)
+        shutil.rmtree(store)
+        return {"scan": scan_s, "assemble": assemble_s, "assemble_shuffled": shuffled_s, "first_read": read_s}
+
+    def close(self) -> None:
+        shutil.rmtree(self.cache_dir)
+
+
+CACHE_TIMES = ("scan", "assemble", "assemble_shuffled", "first_read")
+
+
+def cache_part(root: Path, sizes: list[int], dim: int, shard_size: int, repeats: int) -> dict:
+    """Every size's cache is written first; then ``repeats`` rounds each time every size in turn, so
+    the sizes are measured side by side under the same machine load, and each ratio is the median of
+    the rounds' ratios (on a shared machine one 10k run varied by ±30 % between runs)."""
+    CacheBench(root, 2 * shard_size, dim, shard_size).run()  # warm-up: imports, first zarr use
+    benches = {n: CacheBench(root, n, dim, shard_size) for n in sizes}
+    rounds: dict[int, list[dict[str, float]]] = {n: [] for n in sizes}
+    try:
+        for _ in range(repeats):
+            for n, bench in benches.items():
+                rounds[n].append(bench.run())
+    finally:
+        for bench in benches.values():
+            bench.close()
+    out: dict = {"sizes": {}}
+    for n in sizes:
+        med = {k: statistics.median(r[k] for r in rounds[n]) for k in CACHE_TIMES}
+        out["sizes"][str(n)] = {
+            "shards": (n + shard_size - 1) // shard_size, "write_cache_s": round(benches[n].write_s, 2),
+            **{f"{k}_s": round(v, 3) for k, v in med.items()},
+            **{f"{k}_us_per_item": round(v / n * 1e6, 2) for k, v in med.items()},
+        }
+    lo, hi = min(sizes), max(sizes)
+    for k in CACHE_TIMES:
+        ratios = [(rh[k] / hi) / (rl[k] / lo) for rl, rh in zip(rounds[lo], rounds[hi])]
+        out[f"{k}_per_item_ratio"] = round(statistics.median(ratios), 2)
+        out[f"{k}_per_item_ratio_rounds"] = [round(x, 2) for x in ratios]
+    return out
 
 
 # --- part 2: no-op dvc status -----------------------------------------------------------------------
@@ -250,6 +293,7 @@ def main() -> None:
     parser.add_argument("--shard-size", type=int, default=256)
     parser.add_argument("--backbones", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--cache-repeats", type=int, default=3, help="cache scan and assembly: rounds over every size (medians)")
     parser.add_argument("--skip-dvc", action="store_true")
     parser.add_argument("--shapes", nargs="+", choices=SHAPES, default=list(SHAPES),
                         help="how the corpus is watched: once (the project's layout), twice (the layout before)")
@@ -261,11 +305,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="scale100k-", dir=args.tmp))
     try:
         if not args.skip_cache:
-            cache_part(root, 2 * args.shard_size, args.dim, args.shard_size)  # warm-up: imports, first zarr use
-            report["cache"] = {str(n): cache_part(root, n, args.dim, args.shard_size) for n in args.sizes}
-            lo, hi = (report["cache"][str(n)] for n in (min(args.sizes), max(args.sizes)))
-            for what in ("scan", "assemble", "assemble_shuffled", "first_read"):
-                report[f"{what}_per_item_ratio"] = round(hi[f"{what}_us_per_item"] / lo[f"{what}_us_per_item"], 2)
+            report["cache"] = cache_part(root, args.sizes, args.dim, args.shard_size, args.cache_repeats)
         if not args.skip_dvc:
             report["dvc"] = {str(n): dvc_sizes(root, n, args) for n in args.sizes}
             big = report["dvc"][str(max(args.sizes))][f"watched_{args.shapes[0]}"]
