@@ -7,6 +7,9 @@ stores never sealed with a NaN and checked on read; the ``verify`` tool naming w
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -112,9 +115,6 @@ def test_items_table_and_inputs_link(corpus, in_tmp_cwd):
 
 
 def test_the_inputs_listing_changes_exactly_when_some_file_under_the_root_does(corpus, in_tmp_cwd):
-    import os
-    import shutil
-
     root = str(in_tmp_cwd / "media")
     (in_tmp_cwd / "media" / "sub").mkdir()
     (in_tmp_cwd / "media" / "sub" / "notes.txt").write_text("a label file deeper down\n")
@@ -201,8 +201,6 @@ def test_the_inputs_stage_warns_about_a_label_file_outside_the_root(in_tmp_cwd, 
     inputs.main(argparse.Namespace(corpus="toy"), params)
     assert "elsewhere/labels.csv is outside the corpus root, so DVC does not watch it" in capsys.readouterr().err
     assert Path("data/toy/inputs").is_symlink()
-    import json
-
     listing = json.loads(Path("data/toy/inputs.json").read_text())  # what prepare depends on
     assert listing == list_inputs("toy", str(in_tmp_cwd / "media")) and listing["files"] == len(list((in_tmp_cwd / "media").rglob("*.*")))
     params["corpora"]["toy"]["file"] = "labels.csv"  # under the root: watched, no warning

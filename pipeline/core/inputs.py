@@ -79,14 +79,16 @@ def list_inputs(name: str, root: str | None) -> dict:
     """
     if not root:
         return {"corpus": name, "root": None, "synthesised": True}
-    files: list[str] = []
+    files: list[tuple[str, str]] = []  # (path under the root, path)
     for here, dirs, names in os.walk(root):
         dirs.sort()
-        files.extend(os.path.join(here, n) for n in sorted(names))
-    known = digests(files)
+        rel = os.path.relpath(here, root)  # (once per folder: relpath per file was 0.4 s of 100k)
+        prefix = "" if rel == "." else rel + os.sep
+        files.extend((prefix + n, os.path.join(here, n)) for n in sorted(names))
+    known = digests(path for _, path in files)
     h = hashlib.blake2b(digest_size=16)
-    for path in files:
-        h.update(f"{os.path.relpath(path, root)}\0{known[path]}\n".encode())
+    for rel, path in files:
+        h.update(f"{rel}\0{known[path]}\n".encode())
     return {"corpus": name, "root": str(root), "files": len(files), "digest": h.hexdigest()}
 
 
